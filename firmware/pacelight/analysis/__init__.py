@@ -1,0 +1,1 @@
+"""The streaming conversation-analysis pipeline (the same code runs on the appliance and in `analyze`)."""

@@ -1,0 +1,617 @@
+"""Call state: hold music, IVR prompts, tones and agent mute are not conversation (CONTRACT 3.3).
+
+Runs on the pipeline's frame clock (16 kHz, 10 ms frames, called once per 50 ms block) before the
+activity stage and tells it which frames may count as talk at all (the ``allowed`` mask).
+
+**Per-frame features** (computed on the global frame clock, so they never depend on chunking):
+
+* agent channel, every block: a *DTMF score* per frame (16 ms Hann window projected on the 8
+  ITU-T Q.23 frequencies; best low + best high group share of the energy, ≈ 1 for a digit);
+  digit frames are masked at once (``dtmf_share``);
+* receive path, per analysis batch: one Hann-windowed 256-point rfft per frame (16 ms ending at the
+  frame's end), telephone band 250–3500 Hz: *peak share* (6 strongest bins / band energy), the
+  number of bins within 20 dB of the peak, and *stationarity* — cosine similarity of the spectrum
+  with the one 10 ms earlier (3-bin smoothed, so two-tone beating is stationary) and 40 ms earlier
+  (context: speech changes formants every syllable, ≈ 0.75; held notes, chords and tones ≈ 0.9–1.0).
+  A *tone* frame is narrow (≤ ``tone_max_bins``), peaky and stationary.
+
+**Context decisions** every ``analysis_frames`` frames on the global frame index (never on block
+boundaries): over the last ``context_s`` the mean stationarity of the frames within ``active_db``
+of the loudest, and over the last ``dip_context_s`` the share of *dips* (frames ``dip_db`` under
+the 90th-percentile level). Speech has 4–8 Hz syllable modulation and pauses (many dips); music is
+sustained. Music = stationary and few dips. Sung passages are sustained notes (stationary, no
+syllable dips), so they are music. A decision applies to the frames after it (no lookahead), so
+``allowed`` is identical whatever the caller's block size.
+
+**Call-state tracker** (only what is known at that frame):
+
+* *hold*: the receive path has carried music in ``hold_min_music_s`` of the last ``hold_window_s``
+  (``music_mask_decisions`` music decisions in a row already mask it meanwhile; once the hold is
+  recognised, the customer stretches since its first music frame are cut).
+  While on hold every customer frame is excluded (messages spoken over the music, sung passages,
+  note decays). Hold ends ``hold_release_s`` after the last music; it is reported from the first
+  to the last music frame of the stretch.
+* *IVR* (a machine on the receive path): armed by machine evidence — a call-progress tone on the
+  receive path (ringback: a continuous tone run of ``machine_tone_s``) before the conversation has
+  started and before any receive-path speech, or the agent's own DTMF digits (several within
+  ``context_s``) at any time: digits are keyed to a machine. While armed, receive-path sound is a
+  prompt, not the customer; it disarms once the agent has talked ``agent_first_talk_s`` while the
+  receive path is ``rx_quiet_below_machine_db`` under the machine's own level and no call-progress
+  tone played within ``tone_hold_s`` (so echo of the ringback or prompt into the headset, or
+  talking over a prompt, does not count), or after ``agent_long_talk_s`` of agent talk in any
+  case. Without machine evidence nothing is IVR, so a customer who speaks first on an ordinary
+  call is counted. Limits: an IVR reached without ringback or DTMF (e.g. a blind transfer) is customer talk; a human who
+  answers right after the agent's digits, before the agent speaks, is counted as IVR until the
+  agent talks; an agent who talks over a prompt ends the IVR stretch.
+* *tones*: agent DTMF frames are never agent talk; a receive-path call-progress tone (ringback,
+  busy: a continuous run of ``machine_tone_s`` at one level, not during music) is cut from both
+  parties' stretches (its echo reaches the headset), and after it
+  receive-path frames at the tone's level (within ``tone_level_db``) stay excluded for
+  ``tone_hold_s`` (cadence onsets and beating).
+* *mute*: most frames of analysis batches on the agent channel are ``mute_below_floor_db`` under
+  its own noise floor (which falls at most ``mute_floor_fall_db_per_s``) and under ``mute_max_dbfs``
+  (line silence or comfort noise) for at least ``mute_min_s`` after the agent has spoken. A
+  channel whose floor is already digital silence (clean files) never reports mute.
+
+Apart from DTMF and call-progress tone frames the agent channel is never masked (hold music does
+not reach the headset microphone), so the agent talking over the customer's hold music still counts;
+only agent stretches that end while ringing or while a prompt plays (IVR armed) are dropped
+(``trim_agent``: talking to a machine, its echo or the room's babble is not conversation).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from pacelight.frames import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE_HZ
+
+SILENCE_DB = -100.0
+
+log = logging.getLogger(__name__)
+
+SILENCE, SPEECH, MUSIC, TONE = 0, 1, 2, 3
+CLASS_NAMES = ("silence", "speech", "music", "tone")
+
+_NFFT = 256  # 16 ms analysis window, 62.5 Hz bins
+_TOPK = 6
+_CTX_LAG = 4  # context stationarity: spectra 40 ms apart (past a syllable's glide)
+DTMF_HZ = (697.0, 770.0, 852.0, 941.0, 1209.0, 1336.0, 1477.0, 1633.0)
+
+
+@dataclass(frozen=True)
+class CallStateSettings:
+    enabled: bool = True  # [pipeline.call_state] enabled = false turns the stage off
+    band_low_hz: float = 250.0
+    band_high_hz: float = 3500.0
+    analysis_frames: int = 40  # context decisions every 400 ms of the global frame clock
+    tone_peak_share: float = 0.95
+    tone_stationarity: float = 0.9
+    tone_max_bins: int = 5  # a tone frame has at most this many 62.5 Hz bins within 20 dB of its peak
+    dtmf_share: float = 0.8  # DTMF score (best low + best high group tone share of the energy)
+    tone_min_s: float = 0.12  # agent DTMF within context_s that arms the IVR rule (a few digits)
+    tone_spread_max_db: float = 10.0  # a call-progress tone's frames stay within this level range
+    tone_hold_s: float = 4.5  # after a tone, receive-path frames at the tone's level stay excluded
+    tone_level_db: float = 4.0  # two-tone beating moves 10 ms levels by a few dB
+    # A receive-path tone run this long (at one level): arms the level rule and cuts its frames;
+    # before the conversation and before any receive-path speech, the IVR (ringback).
+    machine_tone_s: float = 0.3
+    context_s: float = 1.0
+    dip_context_s: float = 0.5
+    active_db: float = 20.0
+    dip_db: float = 12.0
+    music_stationarity: float = 0.84
+    music_dip_share: float = 0.3
+    music_above_floor_db: float = 10.0
+    bed_above_floor_db: float = 10.0
+    bed_stationarity: float = 0.87
+    bed_below_p90_db: float = 20.0  # a bed sits under the speech, not down at the pauses' level
+    audible_db: float = 10.0
+    floor_time_constant_s: float = 20.0
+    floor_hold_s: float = 60.0
+    hold_window_s: float = 4.0
+    music_mask_decisions: int = 2  # this many music decisions in a row mask the receive path at once
+    hold_min_music_s: float = 2.0
+    hold_release_s: float = 3.0
+    ivr_gap_s: float = 1.5
+    agent_first_talk_s: float = 0.5  # agent talk that ends an IVR (receive path quiet meanwhile)
+    agent_long_talk_s: float = 2.0  # ... or this much agent talk whatever the receive path does
+    rx_quiet_below_machine_db: float = 15.0  # "quiet": this far under the machine's (prompt's) level
+    mute_below_floor_db: float = 10.0
+    mute_floor_fall_db_per_s: float = 0.5
+    mute_max_dbfs: float = -55.0
+    mute_min_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.band_low_hz < self.band_high_hz <= SAMPLE_RATE_HZ / 2:
+            raise ValueError("band must satisfy 0 <= band_low_hz < band_high_hz <= 8000")
+        if not 0.2 <= self.context_s <= 5.0 or not 0.1 <= self.dip_context_s <= self.context_s:
+            raise ValueError("need 0.2 <= context_s <= 5 and 0.1 <= dip_context_s <= context_s")
+        if not 2 <= self.analysis_frames <= 100:
+            raise ValueError("analysis_frames must be within 2..100")
+        if self.hold_min_music_s > self.hold_window_s:
+            raise ValueError("hold_min_music_s must not exceed hold_window_s")
+        if not 0.0 < self.tone_peak_share <= 1.0 or not 0.0 < self.tone_stationarity <= 1.0:
+            raise ValueError("tone_peak_share and tone_stationarity must be within (0, 1]")
+        for name in ("tone_min_s", "tone_hold_s", "machine_tone_s", "hold_release_s", "mute_min_s",
+                     "agent_first_talk_s", "ivr_gap_s", "floor_time_constant_s", "floor_hold_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+
+
+def frame_levels_db(frames: np.ndarray) -> np.ndarray:
+    """RMS level (dBFS, −100 for digital silence) of frames (..., FRAME_SAMPLES); float32 math."""
+    power = np.einsum("...i,...i->...", frames, frames) / frames.shape[-1]
+    return np.maximum(10.0 * np.log10(power.astype(np.float64) + 1e-12), SILENCE_DB)
+
+
+class FrameFeatures:
+    """Streaming per-frame spectral features of one channel: ``(frames (n, 160))`` → peak share,
+    10 ms stationarity (3-bin smoothed), 40 ms stationarity and narrow-band count, each (n,)."""
+
+    def __init__(self, band_low_hz: float, band_high_hz: float) -> None:
+        freqs = np.fft.rfftfreq(_NFFT, 1.0 / SAMPLE_RATE_HZ)
+        self._b0 = int(np.searchsorted(freqs, band_low_hz))
+        self._b1 = int(np.searchsorted(freqs, band_high_hz, side="right"))
+        self._window = np.hanning(_NFFT).astype(np.float32)
+        self._tail = np.zeros(_NFFT - FRAME_SAMPLES, np.float32)
+        self._lastmag = np.zeros((_CTX_LAG, self._b1 - self._b0), np.float32)
+        self._lastsm = np.zeros((1, self._b1 - self._b0 - 2), np.float32)
+
+    def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
+        x = np.concatenate([self._tail, frames.reshape(-1)])
+        self._tail = x[-(_NFFT - FRAME_SAMPLES) :]
+        win = np.lib.stride_tricks.sliding_window_view(x, _NFFT)[::FRAME_SAMPLES]  # (n, NFFT)
+        spec = np.fft.rfft(win * self._window, axis=-1)[:, self._b0 : self._b1]
+        pw = spec.real**2 + spec.imag**2
+        tot = pw.sum(-1) + 1e-20
+        peak = np.partition(pw, -_TOPK, axis=-1)[:, -_TOPK:].sum(-1) / tot
+        narrow = (pw > 0.01 * pw.max(-1, keepdims=True)).sum(-1)  # bins within 20 dB of the peak
+        mag = np.sqrt(pw / tot[:, None], dtype=np.float32)
+        allmag = np.concatenate([self._lastmag, mag])
+        self._lastmag = allmag[-_CTX_LAG:]
+        st4 = np.einsum("nb,nb->n", allmag[_CTX_LAG:], allmag[:-_CTX_LAG])
+        # Tones: 3-bin (±62.5 Hz) smoothed spectra 10 ms apart, so two-tone beating (ringback's
+        # 440+480 Hz beats at 40 Hz inside one bin pair) does not look like a changing spectrum.
+        sm = pw[:, :-2] + pw[:, 1:-1] + pw[:, 2:]
+        sm = np.sqrt(sm / (sm.sum(-1, keepdims=True) + 1e-20), dtype=np.float32)
+        allsm = np.concatenate([self._lastsm, sm])
+        self._lastsm = allsm[-1:]
+        st1 = np.einsum("nb,nb->n", allsm[1:], allsm[:-1])
+        return peak, st1, st4, narrow
+
+
+class DtmfDetector:
+    """DTMF (ITU-T Q.23) per frame: projections of a 16 ms Hann window (ending at the frame's end)
+    on the 4 low- and 4 high-group frequencies, normalised so that a pure tone gives 1; score =
+    best low + best high share of the window's energy (≈ 1 for a digit, < 0.8 for speech).
+
+    The window spans the previous frame's last 96 samples and the current frame, so each frame is
+    projected once on the window's head and tail parts and neighbours are summed (one matmul)."""
+
+    def __init__(self) -> None:
+        t = np.arange(_NFFT) / SAMPLE_RATE_HZ
+        w = np.hanning(_NFFT)
+        ph = 2 * np.pi * np.asarray(DTMF_HZ)[None, :] * t[:, None]
+        norm = np.sqrt(w.sum() ** 2 / (2.0 * (w**2).sum()))
+        basis = np.concatenate([w[:, None] * np.cos(ph), w[:, None] * np.sin(ph)], axis=1) / norm  # (256, 16)
+        lag = _NFFT - FRAME_SAMPLES
+        head = basis[lag:]  # the current frame's part of its own window
+        tail = np.zeros((FRAME_SAMPLES, 16))
+        tail[FRAME_SAMPLES - lag :] = basis[:lag]  # its last 96 samples in the next frame's window
+        self._b = np.concatenate([head, tail], axis=1).astype(np.float32)  # (160, 32)
+        w2 = w * w
+        e = np.zeros((FRAME_SAMPLES, 2))
+        e[:, 0] = w2[lag:]
+        e[FRAME_SAMPLES - lag :, 1] = w2[:lag]
+        self._e = e.astype(np.float32)
+        self._prev = np.zeros(18, np.float32)  # previous frame's tail projections and energy
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        pr = frames @ self._b  # (n, 32)
+        en = np.square(frames) @ self._e  # (n, 2)
+        tails = np.concatenate([self._prev[None, :16], pr[:-1, 16:]])
+        etail = np.concatenate([self._prev[None, 16:17], en[:-1, 1:]])
+        self._prev = np.concatenate([pr[-1, 16:], en[-1, 1:], [0.0]]).astype(np.float32)
+        p = np.square(pr[:, :16] + tails)
+        p = p[:, :8] + p[:, 8:]
+        return (p[:, :4].max(-1) + p[:, 4:].max(-1)) / (en[:, 0] + etail[:, 0] + 1e-20)
+
+
+class ContextDecider:
+    """Music decisions and per-channel floors/peaks from the context rings (one call per batch)."""
+
+    def __init__(self, s: CallStateSettings, n_channels: int = 2) -> None:
+        self.s = s
+        self.W = int(round(s.context_s / FRAME_S))
+        self.Wd = int(round(s.dip_context_s / FRAME_S))
+        self._lev = np.full((n_channels, self.W), SILENCE_DB)
+        self._stat = np.zeros((n_channels, self.W))
+        self._tone = np.zeros((n_channels, self.W), bool)
+        self.music = np.zeros(n_channels, bool)
+        self.floor_db = np.full(n_channels, np.nan)
+        self._cut_frames = np.zeros(n_channels, int)
+        self._seen = 0
+        self.tone_frames = np.zeros(n_channels, int)  # tone frames within the last context_s
+        self.tone_spread_db = np.full(n_channels, np.inf)
+        self.tone_run = np.zeros(n_channels, int)  # receive path only
+        self.run_min = max(1, int(round(s.machine_tone_s / FRAME_S)))
+        self.p90_db = np.full(n_channels, SILENCE_DB)
+
+    def tone_ring(self, c: int) -> np.ndarray:
+        """Tone flags of channel ``c`` over the last ``context_s`` (up to the last decision)."""
+        return self._tone[c]
+
+    def decide(self, levels: np.ndarray, stat: np.ndarray, tone: np.ndarray) -> None:
+        s, W, m = self.s, self.W, len(levels)
+        lev = np.concatenate([self._lev, levels.T], axis=1)[:, -W:]
+        st = np.concatenate([self._stat, stat.T], axis=1)[:, -W:]
+        tn = np.concatenate([self._tone, tone.T], axis=1)[:, -W:]
+        self._lev, self._stat, self._tone = lev, st, tn
+        self._seen = min(W, self._seen + m)
+        if self._seen < W:  # call start: only the frames seen so far
+            lev, st, tn = lev[:, -self._seen :], st[:, -self._seen :], tn[:, -self._seen :]
+        srt = np.sort(lev, axis=1)
+        nv = srt.shape[1]
+        p90, p10 = srt[:, int(0.9 * nv)], srt[:, int(0.1 * nv)]
+        self.p90_db = p90
+        f = self.floor_db
+        # A sudden drop far under the floor is a cut (mute, line silence), not a new floor: the
+        # floor holds for up to floor_hold_s, then follows.
+        cut = ~np.isnan(f) & (p10 < f - s.mute_below_floor_db)
+        self._cut_frames = np.where(cut, self._cut_frames + m, 0)
+        hold = cut & (self._cut_frames * FRAME_S < s.floor_hold_s)
+        # The floor rises slowly, and not at all under music (held notes would lift it to the music).
+        rise = np.where(self.music, 0.0, 10.0 * m * FRAME_S / s.floor_time_constant_s)
+        f_new = np.where(np.isnan(f) | (p10 < f), p10, np.minimum(p10, f + rise))
+        self.floor_db = np.where(hold, f, f_new)
+        act = lev >= (p90 - s.active_db)[:, None]
+        n_act = np.maximum(act.sum(1), 1)
+        ms = (st * act).sum(1) / n_act
+        tone_share = (tn & act).sum(1) / n_act
+        self.tone_frames = tn.sum(1)
+        # Receive path: the longest tone run in the context (single-frame gaps bridged; call-progress
+        # tones are continuous for ≥ 0.2 s, busy 0.5 s on, tonal vowels are not) and the level
+        # spread of its audible tone frames (a call-progress tone sits at one level).
+        self.tone_run[1], self.tone_spread_db[1] = 0, np.inf
+        if self.tone_frames[1] >= self.run_min:
+            t1 = tn[1] & (lev[1] >= self.floor_db[1] + s.audible_db)  # not a hum in the line noise
+            b = t1.copy()
+            b[1:-1] |= t1[:-2] & t1[2:]
+            e = np.flatnonzero(np.diff(np.concatenate(([False], b, [False])).astype(np.int8)))
+            self.tone_run[1] = int((e[1::2] - e[::2]).max(initial=0))
+            tl = np.sort(lev[1, t1 & act[1]])
+            if len(tl) >= 2:
+                k = len(tl) - 1
+                self.tone_spread_db[1] = tl[int(0.9 * k)] - tl[int(0.1 * k)]
+        dip = (lev[:, -self.Wd :] < (p90 - s.dip_db)[:, None]).mean(1)
+        loud = p90 >= self.floor_db + s.music_above_floor_db
+        # A music bed: the quietest quarter of the context (speech pauses) is still far over the
+        # floor, within bed_below_p90_db of the speech, and stationary — a message spoken over hold
+        # music, not a caller in a quiet room.
+        q = lev <= srt[:, nv // 4][:, None]
+        nq = np.maximum(q.sum(1), 1)
+        bed_db = (lev * q).sum(1) / nq
+        bed = ((bed_db >= self.floor_db + s.bed_above_floor_db) & (bed_db >= p90 - s.bed_below_p90_db)
+               & ((st * q).sum(1) / nq >= s.bed_stationarity))
+        self.music = loud & (tone_share < 0.5) & (((ms >= s.music_stationarity) & (dip <= s.music_dip_share)) | bed)
+
+
+def _runs(open_start: int | None, flags: np.ndarray, t0: int) -> tuple[list[tuple[int, int]], int | None]:
+    """Closed runs of True in ``flags`` (frames t0..) continuing an open run; → (runs, open start)."""
+    f = np.concatenate(([open_start is not None], flags)).astype(np.int8)
+    d = np.diff(f)
+    starts = [int(v) for v in t0 + np.flatnonzero(d == 1)]
+    ends = [int(v) for v in t0 + np.flatnonzero(d == -1)]
+    if open_start is not None:
+        starts.insert(0, open_start)
+    runs = list(zip(starts, ends, strict=False))
+    return runs, (starts[-1] if len(starts) > len(ends) else None)
+
+
+def _cut(closed: list[tuple[int, int]], cut: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Frame intervals ``closed`` minus the intervals ``cut``."""
+    out = []
+    for a, b in closed:
+        pieces = [(a, b)]
+        for c0, c1 in cut:
+            if c1 <= a or c0 >= b:
+                continue
+            pieces = [p for x, y in pieces for p in ((x, min(y, c0)), (max(x, c1), y)) if p[1] > p[0]]
+        out += pieces
+    return out
+
+
+@dataclass(frozen=True)
+class CallStateTotals:
+    hold_s: float
+    ivr_s: float
+    mute_s: float
+
+
+class CallStateTracker:
+    """Frames → call state (hold, IVR, mute) and the ``allowed`` talk mask for the activity stage.
+
+    Per block: ``allowed = tracker.process(frames, levels)`` before the activity stage, then
+    ``tracker.observe_agent(agent_talking, n)`` with the activity's provisional agent state;
+    ``trim_customer(closed)`` on the customer's closed raw stretches (drops the parts that turned
+    out to be hold, IVR or sustained tone — hold and tones are recognised ~0.3–1.5 s after they
+    start, and the activity closes a stretch only after its hangover, so they are known by then);
+    ``finish()`` at the end of the call. ``allowed`` for a frame uses its own DTMF flag plus the
+    state decided at analysis points before it (every ``analysis_frames`` frames of the global
+    frame clock; the final partial batch is analysed in ``finish``), so chunking never changes it.
+    """
+
+    def __init__(self, settings: CallStateSettings | None = None) -> None:
+        s = self.s = settings or CallStateSettings()
+        self.features = FrameFeatures(s.band_low_hz, s.band_high_hz)
+        self.dtmf = DtmfDetector()
+        self.classifier = ContextDecider(s)
+        self.frame_index = 0
+        self._A = s.analysis_frames
+        self._fbuf = np.zeros((self._A, 2, FRAME_SAMPLES), np.float32)
+        self._dbuf = np.zeros(self._A, bool)
+        self._fill = 0
+        self._hw = int(round(s.hold_window_s / FRAME_S))
+        self._hmin = int(round(s.hold_min_music_s / FRAME_S))
+        self._hrel = int(round(s.hold_release_s / FRAME_S))
+        self._music_hist = np.zeros(self._hw, bool)  # customer music flags over hold_window_s
+        self.on_hold = False
+        self._hold_first: int | None = None
+        self._run_first: int | None = None  # first frame of the current music run
+        self._last_music = -(10**9)
+        self.holds: list[tuple[int, int]] = []
+        self.conversation_started = False  # the agent has talked agent_first_talk_s (rx quiet)
+        self.ivr_active = False  # machine evidence seen, the agent has not talked since
+        self._agent_talk_frames = 0  # agent talk (rx quiet) since the last machine evidence
+        self._agent_any_frames = 0  # agent talk (any receive path) since then
+        self.agent_talk_frames = 0  # all agent talk
+        self._ivr: list[tuple[int, int]] = []
+        self._ivr_open: list[int] | None = None
+        self._ivr_gap = int(round(s.ivr_gap_s / FRAME_S))
+        self._mute_start: int | None = None
+        self._mute_floor = np.nan
+        self._music_streak = 0  # consecutive music decisions on the receive path
+        self._machine_level = SILENCE_DB
+        self._rx_quiet = True
+        self.mutes: list[tuple[int, int]] = []
+        self._tone_min = max(1, int(round(s.tone_min_s / FRAME_S)))
+        self._machine_tone = max(1, int(round(s.machine_tone_s / FRAME_S)))
+        self._tone_until = -1
+        self._tone_level = SILENCE_DB
+        self._rx_speech_frames = 0
+        self._tone_runs: list[tuple[int, int]] = []  # recent call-progress tone runs (both channels)
+        self._excluded: list[tuple[int, int]] = []  # recent receive-path stretches that are not talk
+        self.classes: list[np.ndarray] = []  # optional record (keep_classes)
+        self.keep_classes = False
+
+    @property
+    def agent_has_spoken(self) -> bool:
+        return self.conversation_started
+
+    @agent_has_spoken.setter
+    def agent_has_spoken(self, value: bool) -> None:  # tests and tools: start the conversation
+        self.conversation_started = bool(value)
+        if value:
+            self.agent_talk_frames = max(self.agent_talk_frames, int(self.s.agent_first_talk_s / FRAME_S))
+
+    @property
+    def suppress_customer(self) -> bool:
+        return self.on_hold or self.ivr_active or self._music_streak >= self.s.music_mask_decisions
+
+    @property
+    def quiet_for_cues(self) -> bool:
+        """On hold or in an IVR stretch: no cues."""
+        return self.on_hold or self.ivr_active
+
+    def process(self, frames: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
+        """One block (n, 2, FRAME_SAMPLES), optional levels (n, 2) dBFS → ``allowed`` (n, 2) bool.
+
+        Per block only the DTMF projections run; levels and spectra are computed per analysis
+        batch (``levels``, if given, only serves the per-frame recurring-tone rule)."""
+        s = self.s
+        n = frames.shape[0]
+        t0 = self.frame_index
+        dtmf = self.dtmf(frames[:, 0]) >= s.dtmf_share  # the agent's keys are never agent talk
+        allowed = np.ones((n, 2), bool)
+        allowed[:, 0] = ~dtmf
+        pos = 0
+        while pos < n:  # segments end on the global analysis clock; state changes apply after them
+            k = min(n - pos, self._A - self._fill)
+            sl = slice(pos, pos + k)
+            if self.suppress_customer:
+                allowed[sl, 1] = False
+            if self._tone_until >= t0 + pos:  # recurring tones (cadences): frames at the tone's level,
+                t = t0 + pos + np.arange(k)  # and the agent channel meanwhile (it carries their echo)
+                lv = frame_levels_db(frames[sl, 1]) if levels is None else levels[sl, 1]
+                ok = (t > self._tone_until) | (np.abs(lv - self._tone_level) > s.tone_level_db)
+                allowed[sl, 1] &= ok
+                allowed[sl, 0] &= ok
+            f = self._fill
+            self._fbuf[f : f + k] = frames[sl]
+            self._dbuf[f : f + k] = dtmf[sl]
+            self._fill += k
+            pos += k
+            if self._fill == self._A:
+                self._analyse(t0 + pos - self._A, self._A)
+        self.frame_index = t0 + n
+        return allowed
+
+    def _analyse(self, t0: int, m: int) -> None:
+        s = self.s
+        dtmf = self._dbuf[:m]
+        levels = frame_levels_db(self._fbuf[:m])
+        self._fill = 0
+        peak, st1, st4, narrow = self.features(self._fbuf[:m, 1])
+        rx_tone = (peak >= s.tone_peak_share) & (st1 >= s.tone_stationarity) & (narrow <= s.tone_max_bins)
+        tone = np.stack([dtmf, rx_tone], axis=1)
+        self.classifier.decide(levels, np.stack([np.zeros(m), st4], axis=1), tone)
+        floor = self.classifier.floor_db
+        audible = levels >= floor + s.audible_db
+        cls = np.where(audible, SPEECH, SILENCE).astype(np.int8)
+        cls[audible[:, 1] & self.classifier.music[1], 1] = MUSIC
+        cls[tone] = TONE
+        if self.keep_classes:
+            self.classes.append(cls)
+        sustained = bool(self.classifier.tone_run[1] >= self._machine_tone
+                         and self.classifier.tone_spread_db[1] <= s.tone_spread_max_db)
+        music = self.on_hold or bool(self.classifier.music[1])
+        if sustained and rx_tone.any() and not music:  # a call-progress tone (not a sung note): level
+            idx = np.flatnonzero(rx_tone)  # rule, and its frames are not talk
+            self._tone_until = t0 + int(idx[-1]) + int(round(s.tone_hold_s / FRAME_S))
+            self._tone_level = float(np.median(levels[rx_tone, 1]))
+            ring = self.classifier.tone_ring(1)  # the whole context: the tone's first frames too
+            runs, _open = _runs(None, np.concatenate([ring, [False]]), t0 + m - len(ring))
+            self._excluded += runs
+            self._tone_runs += runs
+        # ---- machine evidence: ringback before the conversation, or the agent's DTMF digits
+        ring = sustained and not self.conversation_started and self._rx_speech_frames < self._machine_tone
+        if ring or self.classifier.tone_frames[0] >= self._tone_min:
+            if not self.ivr_active:
+                log.debug("call state: IVR armed at %.2f s", t0 * FRAME_S)
+            self.ivr_active = True
+            self._agent_talk_frames = self._agent_any_frames = 0
+        # The machine's level (ringback, prompts) while armed: agent talk counts towards disarming
+        # only while the receive path is far under it (not talking over a prompt; echo is weaker).
+        if self.ivr_active:
+            self._machine_level = max(self._machine_level, float(self.classifier.p90_db[1]))
+        self._rx_quiet = float(levels[:, 1].max()) < self._machine_level - s.rx_quiet_below_machine_db
+        self._music_streak = self._music_streak + 1 if self.classifier.music[1] else 0
+        # ---- hold: music on the receive path
+        if self.classifier.tone_frames[1] == 0:  # receive-path speech (not ringback onsets and gaps)
+            self._rx_speech_frames += int((cls[:, 1] == SPEECH).sum())
+        cm = cls[:, 1] == MUSIC
+        self._music_hist = np.concatenate([self._music_hist, cm])[-self._hw :]
+        if cm.any():
+            idx = np.flatnonzero(cm)
+            if self._run_first is None or t0 + idx[0] - self._last_music > self._hrel:
+                self._run_first = t0 + int(idx[0])
+            self._last_music = t0 + int(idx[-1])
+        t_end = t0 + m
+        if not self.on_hold:
+            if int(self._music_hist.sum()) >= self._hmin:
+                self.on_hold = True
+                self._hold_first = self._run_first if self._run_first is not None else t0
+        elif t_end - self._last_music > self._hrel:
+            self._close_hold()
+        # ---- IVR: receive-path sound (not music, not tone) while a machine is on the line
+        if self.ivr_active and not self.on_hold:
+            idx = t0 + np.flatnonzero(cls[:, 1] == SPEECH)
+            if len(idx):
+                gap = int(round(s.ivr_gap_s / FRAME_S))
+                breaks = np.flatnonzero(np.diff(idx) > gap)
+                starts = np.concatenate(([idx[0]], idx[breaks + 1]))
+                ends = np.concatenate((idx[breaks], [idx[-1]])) + 1
+                for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                    if self._ivr_open is not None and a - self._ivr_open[1] <= gap:
+                        self._ivr_open[1] = b
+                    else:
+                        self._close_ivr()
+                        self._ivr_open = [a, b]
+        # ---- mute: the agent channel far below its own noise floor after the agent has spoken
+        # The agent's floor for this falls at most mute_floor_fall_db_per_s (a mute is a drop, not a
+        # new floor); each batch is muted when most of its frames are far under it.
+        f0 = floor[0]
+        if not np.isnan(f0):
+            mf = self._mute_floor - s.mute_floor_fall_db_per_s * m * FRAME_S
+            self._mute_floor = f0 if np.isnan(mf) or f0 > mf else mf
+        f0 = self._mute_floor
+        if self.agent_talk_frames * FRAME_S >= s.agent_first_talk_s and not np.isnan(f0) \
+                and f0 > SILENCE_DB + s.mute_below_floor_db:
+            quiet = levels[:, 0] < min(s.mute_max_dbfs, f0 - s.mute_below_floor_db)
+            share = float(quiet.mean())
+            muted = share >= (0.5 if self._mute_start is not None else 0.7)
+            if muted and self._mute_start is None:
+                self._mute_start = t0 + int(np.argmax(quiet))
+            elif not muted and self._mute_start is not None:
+                self._add_mutes([(self._mute_start, t0 + int(np.argmin(quiet)))])
+                self._mute_start = None
+        horizon = t_end - int(60.0 / FRAME_S)
+        if self._excluded and self._excluded[0][1] < horizon:
+            self._excluded = [iv for iv in self._excluded if iv[1] >= horizon]
+        if self._tone_runs and self._tone_runs[0][1] < horizon:
+            self._tone_runs = [iv for iv in self._tone_runs if iv[1] >= horizon]
+
+    def trim_agent(self, closed: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The agent's closed raw stretches minus the call-progress tone runs known by now (their
+        echo in the headset microphone is not the agent talking); while a machine is on the line
+        (IVR armed, ringing or a prompt playing) none: talking to a machine, echo of its prompts or
+        the room's babble before the call connects is not conversation (the agent's greeting after
+        the prompt, which ends the IVR, is kept)."""
+        if not closed:
+            return closed
+        if self.ivr_active and (self._ivr_open is None or self.frame_index - self._ivr_open[1] <= self._ivr_gap):
+            return []  # ringing before a prompt, or a prompt playing: keep only what stays open
+        return _cut(closed, self._tone_runs) if self._tone_runs else closed
+
+    def trim_customer(self, closed: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The customer's closed raw stretches (frame intervals) minus the receive-path stretches
+        known by now to be hold, IVR or call-progress tones."""
+        if not closed:
+            return closed
+        cut = list(self._excluded)
+        if self.on_hold and self._hold_first is not None:
+            cut.append((self._hold_first, 1 << 62))
+        if self._ivr_open is not None:
+            cut.append((self._ivr_open[0], 1 << 62))
+        return _cut(closed, cut) if cut else closed
+
+    def observe_agent(self, talking: bool, n: int) -> None:
+        """The activity stage's provisional agent state after a block of ``n`` frames."""
+        if not talking:
+            return
+        self.agent_talk_frames += n
+        if self.frame_index <= self._tone_until:  # ringing: the agent channel carries its echo
+            return
+        self._agent_any_frames += n
+        if self._rx_quiet:  # not over a prompt
+            self._agent_talk_frames += n
+        if self._agent_talk_frames * FRAME_S >= self.s.agent_first_talk_s \
+                or self._agent_any_frames * FRAME_S >= self.s.agent_long_talk_s:
+            self.conversation_started = True
+            if self.ivr_active:
+                self.ivr_active = False
+                self._close_ivr()
+
+    def _close_hold(self) -> None:
+        if self._hold_first is not None:
+            self.holds.append((self._hold_first, self._last_music + 1))
+            self._excluded.append(self.holds[-1])
+        self.on_hold = False
+        self._hold_first = None
+
+    def _close_ivr(self) -> None:
+        if self._ivr_open is not None:
+            self._ivr.append((self._ivr_open[0], self._ivr_open[1]))
+            self._excluded.append(self._ivr[-1])
+            self._ivr_open = None
+
+    def _add_mutes(self, runs: list[tuple[int, int]]) -> None:
+        mn = self.s.mute_min_s / FRAME_S
+        self.mutes += [(a, b) for a, b in runs if b - a >= mn]
+
+    def finish(self) -> CallStateTotals:
+        """Analyse the last partial batch, close open stretches and return the totals."""
+        if self._fill:
+            self._analyse(self.frame_index - self._fill, self._fill)
+        if self.on_hold:
+            self._close_hold()
+        self._close_ivr()
+        if self._mute_start is not None:
+            self._add_mutes([(self._mute_start, self.frame_index)])
+            self._mute_start = None
+        return self.totals()
+
+    def totals(self) -> CallStateTotals:
+        def tot(iv: list[tuple[int, int]]) -> float:
+            return round(sum(b - a for a, b in iv) * FRAME_S, 3)
+
+        return CallStateTotals(hold_s=tot(self.holds), ivr_s=tot(self._ivr), mute_s=tot(self.mutes))
+
+    def intervals_s(self) -> dict[str, list[list[float]]]:
+        def conv(iv: list[tuple[int, int]]) -> list[list[float]]:
+            return [[round(a * FRAME_S, 3), round(b * FRAME_S, 3)] for a, b in iv]
+
+        return {"holds": conv(self.holds), "ivr": conv(self._ivr), "mutes": conv(self.mutes)}

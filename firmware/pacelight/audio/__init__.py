@@ -1,0 +1,1 @@
+"""Audio inputs: WAV files (offline analysis and replay) and, on the appliance, the sound card."""

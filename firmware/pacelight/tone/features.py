@@ -1,0 +1,197 @@
+"""Log-mel features for the tone (arousal) model — the ONE implementation used by training and runtime.
+
+One feature frame per 10 ms pipeline frame: frame ``i`` is the 25 ms (400-sample) Hann window that
+ends at the end of pipeline frame ``i`` (the first frames see zeros before the start of the signal),
+so a streaming extractor fed ``(n, 160)`` blocks and :func:`logmel` over the whole signal give
+identical results whatever the block sizes.
+
+Model input for one window (:func:`normalize_window`) is the log-mel patch of ``WINDOW_FRAMES``
+frames, floored 80 dB below its loudest bin and normalised by the mean/std of its louder frames
+(a per-window gain/channel normalisation: the model sees spectral shape and dynamics, not level).
+Pure numpy; no TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from pacelight.frames import FRAME_SAMPLES, SAMPLE_RATE_HZ
+
+N_MELS = 40
+WIN_SAMPLES = 400  # 25 ms at 16 kHz
+HOP_SAMPLES = FRAME_SAMPLES  # 10 ms: one feature frame per pipeline frame
+N_FFT = 512
+FMIN_HZ = 60.0
+FMAX_HZ = 7_600.0
+POWER_FLOOR = 1e-10
+WINDOW_FRAMES = 200  # 2.0 s model input
+HOP_FRAMES = 100  # 1.0 s between windows
+DYNAMIC_RANGE_DB = 80.0
+ACTIVE_RANGE_DB = 35.0  # frames within this of the loudest frame define the normalisation stats
+_HISTORY = WIN_SAMPLES - HOP_SAMPLES  # 240 samples carried between blocks
+
+
+def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+
+@lru_cache(maxsize=1)
+def mel_filterbank() -> np.ndarray:
+    """(N_FFT//2+1, N_MELS) triangular HTK-style mel filterbank (float32, slaney-normalised)."""
+    freqs = np.linspace(0.0, SAMPLE_RATE_HZ / 2.0, N_FFT // 2 + 1)
+    pts = _mel_to_hz(np.linspace(_hz_to_mel(FMIN_HZ), _hz_to_mel(FMAX_HZ), N_MELS + 2))
+    lo, ce, hi = pts[:-2, None], pts[1:-1, None], pts[2:, None]
+    up = (freqs[None, :] - lo) / (ce - lo)
+    down = (hi - freqs[None, :]) / (hi - ce)
+    fb = np.maximum(0.0, np.minimum(up, down)) * (2.0 / (hi - lo))
+    out = fb.T.astype(np.float32)
+    out.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=1)
+def _window() -> np.ndarray:
+    w = np.hanning(WIN_SAMPLES + 1)[:-1].astype(np.float32)
+    w.flags.writeable = False
+    return w
+
+
+def _frames_logmel(frames: np.ndarray) -> np.ndarray:
+    """(T, WIN_SAMPLES) analysis frames → (T, N_MELS) log-mel in dB (float32)."""
+    spec = np.fft.rfft(frames.astype(np.float32) * _window(), n=N_FFT, axis=1)
+    power = (spec.real.astype(np.float32) ** 2 + spec.imag.astype(np.float32) ** 2)
+    mel = power @ mel_filterbank()
+    return (10.0 * np.log10(np.maximum(mel, POWER_FLOOR))).astype(np.float32)
+
+
+def _check_signal(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 1:
+        raise ValueError("signal must be 1-D")
+    return np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+
+
+def logmel(signal: np.ndarray) -> np.ndarray:
+    """Whole 16 kHz signal (float, ±1) → (len // 160, N_MELS) log-mel dB, one row per 10 ms frame.
+
+    A trailing partial frame is ignored (as the frame clock does).
+    """
+    x = _check_signal(signal)
+    n = len(x) // HOP_SAMPLES
+    if n == 0:
+        return np.zeros((0, N_MELS), np.float32)
+    padded = np.concatenate([np.zeros(_HISTORY, np.float32), x[: n * HOP_SAMPLES]])
+    idx = np.arange(n)[:, None] * HOP_SAMPLES + np.arange(WIN_SAMPLES)[None, :]
+    return _frames_logmel(padded[idx])
+
+
+class StreamingLogMel:
+    """Streaming log-mel: feed (n, 160) float32 frames, get (n, N_MELS) rows (identical to :func:`logmel`)."""
+
+    def __init__(self) -> None:
+        self._history = np.zeros(_HISTORY, np.float32)
+
+    def reset(self) -> None:
+        self._history[:] = 0.0
+
+    def process(self, frames: np.ndarray) -> np.ndarray:
+        frames = np.asarray(frames, dtype=np.float32)
+        if frames.ndim != 2 or frames.shape[1] != HOP_SAMPLES:
+            raise ValueError(f"frames must have shape (n, {HOP_SAMPLES})")
+        n = frames.shape[0]
+        if n == 0:
+            return np.zeros((0, N_MELS), np.float32)
+        flat = np.concatenate([self._history, np.nan_to_num(frames.reshape(-1), nan=0.0, posinf=1.0,
+                                                            neginf=-1.0)])
+        idx = np.arange(n)[:, None] * HOP_SAMPLES + np.arange(WIN_SAMPLES)[None, :]
+        out = _frames_logmel(flat[idx])
+        self._history = flat[-_HISTORY:].copy()
+        return out
+
+
+def normalize_window(lm: np.ndarray, n_frames: int = WINDOW_FRAMES) -> np.ndarray:
+    """(T, N_MELS) log-mel dB → (n_frames, N_MELS) normalised model input (float32).
+
+    Floors the patch ``DYNAMIC_RANGE_DB`` below its loudest bin, standardises with the mean/std of
+    its active frames (frame energy within ``ACTIVE_RANGE_DB`` of the loudest), and centres a
+    shorter patch in the window, padding with the floor value. Longer input keeps its last frames.
+    """
+    lm = np.asarray(lm, dtype=np.float32)
+    if lm.ndim != 2 or lm.shape[1] != N_MELS:
+        raise ValueError(f"log-mel must have shape (T, {N_MELS})")
+    if lm.shape[0] > n_frames:
+        lm = lm[-n_frames:]
+    if lm.shape[0] == 0:
+        return np.zeros((n_frames, N_MELS), np.float32)
+    top = float(lm.max())
+    x = np.maximum(lm, top - DYNAMIC_RANGE_DB)
+    energy = x.mean(axis=1)
+    active = energy >= energy.max() - ACTIVE_RANGE_DB
+    ref = x[active]
+    mu = float(ref.mean())
+    sd = max(float(ref.std()), 1.0)
+    z = (x - mu) / sd
+    floor = ((top - DYNAMIC_RANGE_DB) - mu) / sd
+    out = np.full((n_frames, N_MELS), floor, np.float32)
+    start = (n_frames - z.shape[0]) // 2
+    out[start:start + z.shape[0]] = z
+    return out
+
+
+def clip_windows(lm: np.ndarray, n_frames: int = WINDOW_FRAMES, hop_frames: int = HOP_FRAMES
+                 ) -> list[tuple[int, int]]:
+    """Window (start, end) frame ranges over a clip's log-mel: n_frames long, hop_frames apart.
+
+    A clip shorter than a window gives one (0, T) window; the last window is aligned to the end so
+    the tail is covered.
+    """
+    t = lm.shape[0]
+    if t <= n_frames:
+        return [(0, t)] if t > 0 else []
+    starts = list(range(0, t - n_frames + 1, hop_frames))
+    if starts[-1] + n_frames < t and (t - n_frames) - starts[-1] >= hop_frames // 2:
+        starts.append(t - n_frames)
+    return [(s, s + n_frames) for s in starts]
+
+
+TRIM_RANGE_DB = 40.0  # active: within this of the loudest frame …
+TRIM_NOISE_DB = 12.0  # … and this far above the 10th-percentile (noise floor) frame
+TRIM_KEEP_FRAMES = 15  # keep 150 ms around the active span (as the training corpora were trimmed)
+
+
+def trim_bounds(lm: np.ndarray) -> tuple[int, int]:
+    """(start, end) frames of a clip without its leading/trailing silence (the training corpora's rule).
+
+    A frame is active if its mean log-mel energy exceeds max(loudest − 40 dB, 10th percentile + 12 dB);
+    150 ms are kept on each side. A clip with no active frame keeps all its frames.
+    """
+    n = lm.shape[0]
+    if n == 0:
+        return 0, 0
+    e = lm.mean(axis=1)
+    thr = max(float(e.max()) - TRIM_RANGE_DB, float(np.percentile(e, 10)) + TRIM_NOISE_DB)
+    idx = np.flatnonzero(e > thr)
+    if idx.size == 0:
+        return 0, n
+    return max(0, int(idx[0]) - TRIM_KEEP_FRAMES), min(n, int(idx[-1]) + 1 + TRIM_KEEP_FRAMES)
+
+
+def clip_model_inputs(signal: np.ndarray, trim: bool = True) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """One speaker's 16 kHz clip → (n_windows, 200, 40) model inputs and their (start, end) frames.
+
+    Silence at the ends is trimmed first (``trim``); window frames are relative to the untrimmed clip.
+    """
+    lm = logmel(signal)
+    offset, end = trim_bounds(lm) if trim else (0, lm.shape[0])
+    lm = lm[offset:end]
+    wins = clip_windows(lm)
+    if not wins:
+        return np.zeros((0, WINDOW_FRAMES, N_MELS), np.float32), []
+    x = np.stack([normalize_window(lm[a:b]) for a, b in wins])
+    return x, [(a + offset, b + offset) for a, b in wins]

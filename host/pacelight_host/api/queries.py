@@ -1,0 +1,501 @@
+"""Dashboard queries over the store: calls with filters, aggregates per agent/team and period,
+devices, and the agents/teams/assignments registry.
+
+Aggregates are computed in SQL as per-day sums (portable ``substr(started_at, 1, 10)`` on the
+fixed-width ISO text) and folded into days, ISO weeks or months here, so ratios are always
+ratios of sums (talk ratio = Σ agent talk / Σ (agent + customer talk)), never means of ratios.
+Whole UTC days of a range are summed from the ``call_rollup`` table (day × device × agent, see
+:mod:`pacelight_host.api.schema`); only the partial first/last day of a range that does not start
+or end at midnight is read from the call rows. ``aggregate(..., from_rows=True)`` computes the
+same result from the call rows alone (the reference the rollup is tested against).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from pacelight.errors import InputError
+
+from pacelight_host.api.schema import (
+    ROLLUP_MEASURES,
+    ensure_rollup,
+    ensure_schema,
+    lock_rollup,
+    measures_sql,
+    reattribute,
+    rollup_state,
+)
+from pacelight_host.store import Store, iso, utcnow
+
+log = logging.getLogger(__name__)
+
+PERIODS = ("day", "week", "month")
+MAX_PAGE = 1000
+_MEASURE_NAMES = tuple(n for n, _, _ in ROLLUP_MEASURES)
+if _MEASURE_NAMES != (  # Queries._finish unpacks the measures in this order
+        "calls", "duration_s", "agent_talk_s", "customer_talk_s", "overlap_s", "overtalk_events",
+        "agent_interruptions", "customer_interruptions", "agent_backchannels", "customer_backchannels",
+        "pace_sum", "pace_n", "pace_fast_calls", "monologue_sum", "monologue_max", "tone_low_sum",
+        "tone_neutral_sum", "tone_high_sum", "tone_n", "cues", "cues_overtalk", "cues_monologue", "cues_pace",
+        "cues_energy"):
+    raise RuntimeError("ROLLUP_MEASURES order changed: update Queries._finish")
+FAST_FACTOR = 1.2          # a call is "fast" when the agent's pace exceeds 1.2 × the target
+
+
+def parse_ts(value: str | None, *, end: bool = False) -> datetime | None:
+    """``YYYY-MM-DD`` or ISO 8601 → aware UTC datetime. A bare date as an end bound means the
+    whole day is included (the bound becomes the next midnight)."""
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            ts = datetime(d.year, d.month, d.day, tzinfo=UTC)
+            return ts + timedelta(days=1) if end else ts
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"bad date {value!r}: use YYYY-MM-DD or ISO 8601") from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def period_key(day: str, period: str) -> str:
+    """'2026-11-23' → day '2026-11-23', week '2026-W48' (ISO), month '2026-11'."""
+    if period == "day":
+        return day
+    if period == "month":
+        return day[:7]
+    y, w, _ = date.fromisoformat(day).isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+@dataclass(frozen=True)
+class CallQuery:
+    agent_id: str | None = None
+    team_id: str | None = None
+    device_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+class Queries:
+    """Read and registry operations for the API (one per store; thread-safe via the store)."""
+
+    def __init__(self, store: Store, pace_target_syl_s: float | None = None) -> None:
+        if pace_target_syl_s is None:
+            from pacelight.pace.targets import language_target_syl_s
+
+            pace_target_syl_s = language_target_syl_s("en")      # the dashboard's default target
+        self.store = store
+        self.pace_target_syl_s = float(pace_target_syl_s)
+        self.pace_fast_syl_s = self.pace_target_syl_s * FAST_FACTOR
+        ensure_schema(store)
+        ensure_rollup(store, self.pace_fast_syl_s)
+        self._warned_threshold = False
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _rows(self, sql: str, params: Sequence = ()) -> list[dict]:
+        return self.store._rows(sql, params)
+
+    @staticmethod
+    def _where(q: CallQuery, alias: str = "c") -> tuple[list[str], list]:
+        where, params = [], []
+        if q.agent_id:
+            where.append(f"{alias}.agent_id = ?")
+            params.append(q.agent_id)
+        if q.team_id:
+            where.append(f"{alias}.agent_id IN (SELECT agent_id FROM agents WHERE team_id = ?)")
+            params.append(q.team_id)
+        if q.device_id:
+            where.append(f"{alias}.device_id = ?")
+            params.append(q.device_id)
+        if q.since:
+            where.append(f"{alias}.started_at >= ?")
+            params.append(iso(q.since))
+        if q.until:
+            where.append(f"{alias}.started_at < ?")
+            params.append(iso(q.until))
+        return where, params
+
+    # -- calls -----------------------------------------------------------------------------
+    _CALL_COLS = ("c.call_id, c.device_id, c.agent_id, ag.name AS agent_name, ag.team_id, c.started_at, "
+                  "c.duration_s, c.agent_talk_s, c.customer_talk_s, c.silence_s, c.overlap_s, c.agent_ratio, "
+                  "c.overtalk_events, c.agent_interruptions, c.customer_interruptions, f.agent_backchannels, "
+                  "f.customer_backchannels, c.agent_pace_syl_s, c.customer_pace_syl_s, "
+                  "c.agent_longest_monologue_s, f.customer_longest_monologue_s, f.agent_tone_low, "
+                  "f.agent_tone_neutral, c.agent_tone_high, c.agent_tone_mean, f.customer_tone_low, "
+                  "f.customer_tone_neutral, c.customer_tone_high, c.customer_tone_mean, c.cue_count, "
+                  "f.cues_overtalk, f.cues_monologue, f.cues_pace, f.cues_energy")
+
+    def list_calls(self, q: CallQuery) -> tuple[int, list[dict]]:
+        """(total matching, one page newest first) — flat rows without the summary JSON."""
+        where, params = self._where(q)
+        w = (" WHERE " + " AND ".join(where)) if where else ""
+        total = int(self.store._execute(f"SELECT COUNT(*) FROM calls c{w}", params).fetchone()[0])
+        limit = max(1, min(MAX_PAGE, int(q.limit)))
+        rows = self._rows(
+            f"SELECT {self._CALL_COLS} FROM calls c LEFT JOIN call_facts f ON f.call_id = c.call_id "
+            f"LEFT JOIN agents ag ON ag.agent_id = c.agent_id{w} "
+            "ORDER BY c.started_at DESC, c.call_id DESC LIMIT ? OFFSET ?", [*params, limit, max(0, int(q.offset))])
+        return total, rows
+
+    def get_call(self, call_id: str) -> dict | None:
+        rows = self._rows(f"SELECT {self._CALL_COLS}, c.received_at, c.summary FROM calls c "
+                          "LEFT JOIN call_facts f ON f.call_id = c.call_id "
+                          "LEFT JOIN agents ag ON ag.agent_id = c.agent_id WHERE c.call_id = ?", (call_id,))
+        if not rows:
+            return None
+        rows[0]["summary"] = json.loads(rows[0]["summary"])
+        return rows[0]
+
+    # -- aggregates ------------------------------------------------------------------------
+    _SUMS = measures_sql("?")             # row level; the one parameter is the fast-pace threshold
+    _ROLLUP_SUMS = ", ".join(f"MAX(r.{n}) AS {n}" if n == "monologue_max" else f"SUM(r.{n}) AS {n}"
+                             for n, _, _ in ROLLUP_MEASURES)
+
+    def aggregate(self, by: str, period: str | None, q: CallQuery, *, from_rows: bool = False) -> list[dict]:
+        """Aggregates grouped by ``by`` ('agent', 'team' or 'all') and ``period`` ('day', 'week',
+        'month' or None = the whole range). Rows are sorted by key then period. ``from_rows``
+        reads every call row instead of the rollup (same result; slow on large ranges)."""
+        if by not in ("agent", "team", "all"):
+            raise InputError(f"bad grouping {by!r}: use agent, team or all")
+        if period is not None and period not in PERIODS:
+            raise InputError(f"bad period {period!r}: use day, week or month")
+        if not from_rows and not self._rollup_usable():
+            from_rows = True
+        raw: list[tuple] = []
+        if from_rows:
+            raw += self._raw_rows(by, period, q)
+        else:
+            first, last, edges = _split_days(q.since, q.until)
+            if first is not None or last is not None or (q.since is None and q.until is None):
+                # weeks cross months: day rows; otherwise whole months come from the month rollup
+                fleet = by == "all" and not (q.agent_id or q.team_id or q.device_id)
+                parts = ([("call_rollup_fleet" if fleet else "call_rollup", first, last)] if period in ("day", "week")
+                         else _split_months(first, last))
+                for table, lo, hi in parts:
+                    raw += self._raw_rollup(by, period, q, lo, hi, table)
+            for s, u in edges:
+                raw += self._raw_rows(by, period, dataclasses.replace(q, since=s, until=u))
+        # fold (key, day|month) sums into (key, period): tuples (k, d, *measures in ROLLUP_MEASURES order)
+        folded: dict[tuple, list] = {}
+        pkeys: dict[str, str | None] = {}
+        imax = _MEASURE_NAMES.index("monologue_max")
+        for r in raw:
+            d = r[1]
+            pk = pkeys.get(d)
+            if pk is None and period:
+                pk = pkeys[d] = period_key(d, period)
+            acc = folded.get((r[0], pk))
+            if acc is None:
+                folded[(r[0], pk)] = [0 if v is None else v for v in r[2:]]
+                folded[(r[0], pk)][imax] = r[2 + imax]
+                continue
+            for i, v in enumerate(r[2:]):
+                if v is None:
+                    continue
+                if i == imax:
+                    acc[i] = v if acc[i] is None or v > acc[i] else acc[i]
+                else:
+                    acc[i] += v
+        out = [self._finish(k, pk, acc) for (k, pk), acc in folded.items() if acc[0]]
+        out.sort(key=lambda r: (r["key"] is None, r["key"] or "", r["period"] or ""))
+        return out
+
+    def _rollup_usable(self) -> bool:
+        """The rollup counts "fast" calls for one threshold: the last Queries built on this store
+        with another pace target owns it, and this one falls back to the rows (correct, slower)."""
+        state = rollup_state(self.store)
+        ok = state is not None and state[1] == self.pace_fast_syl_s
+        if not ok and not self._warned_threshold:
+            self._warned_threshold = True
+            log.warning("dashboard rollup is for another pace target (%s); aggregating call rows", state)
+        return ok
+
+    def _raw_rows(self, by: str, period: str | None, q: CallQuery) -> list[tuple]:
+        """Per (key, day) sums read from the call rows."""
+        where, params = self._where(q)
+        key = {"agent": "c.agent_id", "team": "ag.team_id", "all": "''"}[by]
+        day = "substr(c.started_at, 1, 10)" if period else "''"
+        sql = (f"SELECT {key} AS k, {day} AS d, {self._SUMS} FROM calls c "
+               "LEFT JOIN call_facts f ON f.call_id = c.call_id "
+               + ("LEFT JOIN agents ag ON ag.agent_id = c.agent_id " if by == "team" else "")
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + _group_by(key, day))
+        return self.store._execute(sql, [self.pace_fast_syl_s, *params]).fetchall()
+
+    def _raw_rollup(self, by: str, period: str | None, q: CallQuery, first: str | None,
+                    last: str | None, table: str = "call_rollup") -> list[tuple]:
+        """Per (key, day or month) sums of the rollup ``table`` over ``first`` ≤ day (or month) < ``last``."""
+        col = "month" if table == "call_rollup_month" else "day"
+        where, params = [], []
+        if q.agent_id:
+            where.append("r.agent_id = ?")
+            params.append(q.agent_id)
+        if q.team_id:
+            where.append("r.agent_id IN (SELECT agent_id FROM agents WHERE team_id = ?)")
+            params.append(q.team_id)
+        if q.device_id:
+            where.append("r.device_id = ?")
+            params.append(q.device_id)
+        if first is not None:
+            where.append(f"r.{col} >= ?")
+            params.append(first)
+        if last is not None:
+            where.append(f"r.{col} < ?")
+            params.append(last)
+        key = {"agent": "NULLIF(r.agent_id, '')", "team": "ag.team_id", "all": "''"}[by]
+        day = f"r.{col}" if period else "''"
+        group = "r.agent_id" if by == "agent" else key      # same groups; follows the (agent_id, …) index
+        if by == "agent" and period == "day" and table == "call_rollup":
+            # about one rollup row per (agent, day) already: the fold merges the few duplicates
+            # (an agent on two desks in a day) cheaper than SQL's temporary GROUP BY tree
+            sums, grouping = ", ".join(f"r.{n}" for n in _MEASURE_NAMES), ""
+        else:
+            sums, grouping = self._ROLLUP_SUMS, _group_by(group, day)
+        sql = (f"SELECT {key} AS k, {day} AS d, {sums} FROM {table} r "
+               + ("LEFT JOIN agents ag ON ag.agent_id = r.agent_id " if by == "team" else "")
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + grouping)
+        return self.store._execute(sql, params).fetchall()
+
+    def _finish(self, key: str | None, period: str | None, acc: list) -> dict:
+        """Figures of one (key, period) from its measure sums (``acc`` in ROLLUP_MEASURES order, calls > 0)."""
+        (n, duration_s, agent_talk_s, customer_talk_s, overlap_s, overtalk_events, agent_interruptions,
+         customer_interruptions, agent_backchannels, customer_backchannels, pace_sum, pace_n, pace_fast_calls,
+         monologue_sum, monologue_max, tone_low_sum, tone_neutral_sum, tone_high_sum, tone_n, cues,
+         cues_overtalk, cues_monologue, cues_pace, cues_energy) = acc
+        talk = agent_talk_s + customer_talk_s
+        pace = pace_sum / pace_n if pace_n else None
+        target = self.pace_target_syl_s
+        return {
+            "key": key, "period": period, "calls": n, "hours": duration_s / 3600.0,
+            "talk_ratio": agent_talk_s / talk if talk > 0 else None,
+            "pace_syl_s": pace,
+            "pace_target_syl_s": target,
+            "pace_vs_target": pace / target if pace is not None else None,
+            "pace_fast_share": pace_fast_calls / pace_n if pace_n else None,
+            "overtalk_per_call": overtalk_events / n,
+            "overlap_s_per_call": overlap_s / n,
+            "agent_interruptions_per_call": agent_interruptions / n,
+            "customer_interruptions_per_call": customer_interruptions / n,
+            "agent_backchannels_per_call": agent_backchannels / n,
+            "customer_backchannels_per_call": customer_backchannels / n,
+            "monologue_mean_s": monologue_sum / n,
+            "monologue_max_s": monologue_max,
+            "tone_low": tone_low_sum / tone_n if tone_n else None,
+            "tone_neutral": tone_neutral_sum / tone_n if tone_n else None,
+            "tone_high": tone_high_sum / tone_n if tone_n else None,
+            "cues_per_call": cues / n,
+            "cues_overtalk": cues_overtalk, "cues_monologue": cues_monologue,
+            "cues_pace": cues_pace, "cues_energy": cues_energy,
+        }
+
+    def distribution(self, column: str, q: CallQuery, edges: Sequence[float]) -> list[int]:
+        """Histogram of one per-call metric (counts per [edges[i], edges[i+1]))."""
+        allowed = {"agent_ratio", "agent_pace_syl_s", "overtalk_events", "agent_tone_high",
+                   "agent_longest_monologue_s"}
+        if column not in allowed:
+            raise InputError(f"no distribution for {column!r}")
+        where, params = self._where(q)
+        where.append(f"c.{column} IS NOT NULL")
+        cases = " ".join(f"WHEN c.{column} < ? THEN {i}" for i in range(1, len(edges)))
+        sql = (f"SELECT CASE WHEN c.{column} < ? THEN -1 {cases} ELSE {len(edges)} END AS b, COUNT(*) AS n "
+               f"FROM calls c WHERE {' AND '.join(where)} GROUP BY 1")
+        counts = [0] * (len(edges) - 1)
+        for r in self._rows(sql, [edges[0], *edges[1:], *params]):
+            b = int(r["b"]) - 1
+            if 0 <= b < len(counts):
+                counts[b] += int(r["n"])
+        return counts
+
+    # -- devices ---------------------------------------------------------------------------
+    def devices(self, offline_after_s: float = 600.0) -> list[dict]:
+        rows = self._rows(
+            "SELECT d.device_id, d.state, d.version AS firmware, d.first_seen, d.last_seen, d.clock_skew_s, "
+            "d.calls_received, m.tone_model, m.pipeline, m.last_call_at, "
+            "(SELECT a.agent_id FROM assignments a WHERE a.device_id = d.device_id AND a.valid_to IS NULL "
+            "ORDER BY a.valid_from DESC LIMIT 1) AS agent_id "
+            "FROM devices d LEFT JOIN device_models m ON m.device_id = d.device_id ORDER BY d.device_id")
+        now = utcnow()
+        for r in rows:
+            age = (now - datetime.fromisoformat(r["last_seen"].replace("Z", "+00:00"))).total_seconds()
+            r["last_seen_age_s"] = round(age, 1)
+            r["online"] = r["state"] == "online" or (r["state"] == "unknown" and age <= offline_after_s)
+        return rows
+
+    # -- registry --------------------------------------------------------------------------
+    def teams(self) -> list[dict]:
+        return self._rows("SELECT t.team_id, t.name, (SELECT COUNT(*) FROM agents a WHERE a.team_id = t.team_id) "
+                          "AS agents FROM teams t ORDER BY t.name")
+
+    def agents(self, team_id: str | None = None) -> list[dict]:
+        sql = ("SELECT a.agent_id, a.name, a.team_id, t.name AS team_name, "
+               "(SELECT s.device_id FROM assignments s WHERE s.agent_id = a.agent_id AND s.valid_to IS NULL "
+               "ORDER BY s.valid_from DESC LIMIT 1) AS device_id FROM agents a "
+               "LEFT JOIN teams t ON t.team_id = a.team_id")
+        params: list = []
+        if team_id:
+            sql += " WHERE a.team_id = ?"
+            params.append(team_id)
+        return self._rows(sql + " ORDER BY a.name", params)
+
+    def agent(self, agent_id: str) -> dict | None:
+        rows = [a for a in self._rows("SELECT a.agent_id, a.name, a.team_id, t.name AS team_name FROM agents a "
+                                      "LEFT JOIN teams t ON t.team_id = a.team_id WHERE a.agent_id = ?",
+                                      (agent_id,))]
+        return rows[0] if rows else None
+
+    def team(self, team_id: str) -> dict | None:
+        rows = self._rows("SELECT team_id, name FROM teams WHERE team_id = ?", (team_id,))
+        return rows[0] if rows else None
+
+    def upsert_team(self, team_id: str, name: str) -> None:
+        _check_id(team_id, "team id")
+        with self.store.transaction() as conn:
+            conn.execute(self.store.dialect.sql("INSERT INTO teams (team_id, name) VALUES (?, ?) ON CONFLICT "
+                                                "(team_id) DO UPDATE SET name = excluded.name"), (team_id, name))
+
+    def upsert_agent(self, agent_id: str, name: str, team_id: str | None) -> None:
+        _check_id(agent_id, "agent id")
+        if team_id and self.team(team_id) is None:
+            raise InputError(f"no team {team_id!r}")
+        with self.store.transaction() as conn:
+            conn.execute(self.store.dialect.sql(
+                "INSERT INTO agents (agent_id, name, team_id) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE "
+                "SET name = excluded.name, team_id = excluded.team_id"), (agent_id, name, team_id or None))
+
+    def assignments(self, device_id: str | None = None, agent_id: str | None = None) -> list[dict]:
+        sql = "SELECT id, device_id, agent_id, valid_from, valid_to FROM assignments"
+        where, params = [], []
+        if device_id:
+            where.append("device_id = ?")
+            params.append(device_id)
+        if agent_id:
+            where.append("agent_id = ?")
+            params.append(agent_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return self._rows(sql + " ORDER BY device_id, valid_from DESC", params)
+
+    def assign(self, device_id: str, agent_id: str | None, valid_from: datetime | None = None) -> None:
+        """From ``valid_from`` (default now) on, ``agent_id`` sits at ``device_id`` (None: nobody).
+
+        Closes the device's assignment running at that time and the agent's open assignment at
+        another desk, splits nothing else (an assignment starting later than ``valid_from`` bounds
+        the new one), and re-attributes the affected calls in the same transaction."""
+        _check_id(device_id, "device id")
+        if agent_id is not None and self.agent(agent_id) is None:
+            raise InputError(f"no agent {agent_id!r}; add the agent first")
+        start = iso(valid_from or utcnow())
+        d = self.store.dialect
+        with self.store.transaction() as conn:
+            lock_rollup(conn, self.store)
+            nxt = conn.execute(d.sql("SELECT MIN(valid_from) FROM assignments WHERE device_id = ? AND valid_from > ?"),
+                               (device_id, start)).fetchone()[0]
+            touched: list[tuple[str, str, str | None]] = [(device_id, start, nxt)]
+            if agent_id is not None:
+                for (dev,) in conn.execute(d.sql(
+                        "SELECT device_id FROM assignments WHERE agent_id = ? AND device_id <> ? "
+                        "AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)"),
+                        (agent_id, device_id, start, start)).fetchall():
+                    touched.append((dev, start, None))
+                conn.execute(d.sql("UPDATE assignments SET valid_to = ? WHERE agent_id = ? AND device_id <> ? "
+                                   "AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)"),
+                             (start, agent_id, device_id, start, start))
+            conn.execute(d.sql("UPDATE assignments SET valid_to = ? WHERE device_id = ? AND valid_from < ? "
+                               "AND (valid_to IS NULL OR valid_to > ?)"), (start, device_id, start, start))
+            conn.execute(d.sql("DELETE FROM assignments WHERE device_id = ? AND valid_from = ?"), (device_id, start))
+            if agent_id is not None:
+                conn.execute(d.sql("INSERT INTO assignments (device_id, agent_id, valid_from, valid_to) "
+                                   "VALUES (?, ?, ?, ?)"), (device_id, agent_id, start, nxt))
+            for dev, since, until in touched:
+                reattribute(conn, self.store, dev, since, until)
+        log.info("device %s assigned to %s from %s", device_id, agent_id, start)
+
+
+def _check_id(value: str, what: str) -> None:
+    import re
+
+    from pacelight.summary import ID_PATTERN
+
+    if not isinstance(value, str) or not re.match(ID_PATTERN, value):
+        raise InputError(f"bad {what} {value!r}: letters, digits and . _ : - (max 128)")
+
+
+def _group_by(*exprs: str) -> str:
+    """GROUP BY of the non-constant expressions (PostgreSQL refuses ``GROUP BY ''``); none: one
+    row over everything (``calls`` 0 when nothing matched, dropped by the fold)."""
+    cols = [x for x in exprs if x != "''"]
+    return f" GROUP BY {', '.join(cols)}" if cols else ""
+
+
+def _split_months(first: str | None, last: str | None) -> list[tuple[str, str | None, str | None]]:
+    """Whole days ``first`` ≤ day < ``last`` (None = unbounded) as (table, lo, hi) parts: the whole
+    months from ``call_rollup_month`` (lo/hi 'YYYY-MM'), the days around them from ``call_rollup``."""
+    m_lo = None
+    if first is not None:
+        d = date.fromisoformat(first)
+        m_lo = first[:7] if d.day == 1 else (d.replace(day=28) + timedelta(days=4)).strftime("%Y-%m")
+    m_hi = last[:7] if last is not None else None
+    if m_lo is not None and m_hi is not None and m_lo >= m_hi:
+        return [("call_rollup", first, last)]
+    parts: list[tuple[str, str | None, str | None]] = [("call_rollup_month", m_lo, m_hi)]
+    if first is not None and first != f"{m_lo}-01":
+        parts.append(("call_rollup", first, f"{m_lo}-01"))
+    if last is not None and last != f"{m_hi}-01":
+        parts.append(("call_rollup", f"{m_hi}-01", last))
+    return parts
+
+
+def _midnight(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _split_days(since: datetime | None, until: datetime | None
+                ) -> tuple[str | None, str | None, list[tuple[datetime, datetime]]]:
+    """Split [since, until) into whole UTC days ``first`` ≤ day < ``last`` (None = unbounded; both
+    None with bounds given = no whole day) and the partial-day edges to read row by row."""
+    lo = hi = None
+    edges: list[tuple[datetime, datetime]] = []
+    if since is not None:
+        lo = _midnight(since)
+        if lo != since:
+            lo += timedelta(days=1)
+    if until is not None:
+        hi = _midnight(until)
+    if lo is not None and hi is not None and lo >= hi:          # no whole day inside the range
+        if since is not None and until is not None and since < until:
+            edges.append((since, until))
+        return None, None, edges
+    if since is not None and lo != since:
+        edges.append((since, lo))
+    if until is not None and hi != until:
+        edges.append((hi, until))
+    return (lo.date().isoformat() if lo is not None else None,
+            hi.date().isoformat() if hi is not None else None, edges)
+
+
+@dataclass(frozen=True)
+class Range:
+    """A resolved date range for pages (default: the last ``days`` days up to now)."""
+
+    since: datetime
+    until: datetime
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def resolve(cls, since: str | None, until: str | None, days: int = 30) -> Range:
+        u = parse_ts(until, end=True) or (utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+                                          + timedelta(days=1))
+        s = parse_ts(since) or (u - timedelta(days=days))
+        if s >= u:
+            raise InputError("the range is empty: 'since' must be before 'until'")
+        return cls(s, u)

@@ -1,0 +1,1 @@
+"""Host subcommands of ``pacelight`` (each module exposes ``add_parser(subparsers)``)."""

@@ -1,0 +1,204 @@
+"""Tone: features, the int8 TFLite model with both runtimes, the streaming tracker and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from pacelight.cli import main as cli_main
+from pacelight.frames import FRAME_SAMPLES, SAMPLE_RATE_HZ
+from pacelight.tone.features import N_MELS, WINDOW_FRAMES, StreamingLogMel, logmel, normalize_window
+from pacelight.tone.model import ToneModel, default_model_path
+from pacelight.tone.tracker import ToneSettings, ToneTracker
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+
+def _voice(seconds: float, f0: float = 140.0, seed: int = 0) -> np.ndarray:
+    """A crude voiced signal: harmonic series with a syllable-rate envelope and a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SAMPLE_RATE_HZ)) / SAMPLE_RATE_HZ
+    f = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t))
+    phase = 2 * np.pi * np.cumsum(f) / SAMPLE_RATE_HZ
+    x = sum(np.sin(k * phase) / k for k in range(1, 20))
+    env = 0.5 * (1 - np.cos(2 * np.pi * 4.0 * t)) ** 2
+    return (0.1 * x * env + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model() -> ToneModel:
+    return ToneModel()
+
+
+def test_features_batch_equals_streaming_any_blocks():
+    x = _voice(2.37, seed=1)
+    batch = logmel(x)
+    assert batch.shape == (len(x) // FRAME_SAMPLES, N_MELS)
+    frames = x[: len(batch) * FRAME_SAMPLES].reshape(-1, FRAME_SAMPLES)
+    rng = np.random.default_rng(3)
+    s, out, i = StreamingLogMel(), [], 0
+    while i < len(frames):
+        n = int(rng.integers(0, 23))
+        out.append(s.process(frames[i:i + n]))
+        i += n
+    np.testing.assert_allclose(np.concatenate(out), batch, rtol=0, atol=1e-4)
+    assert np.isfinite(batch).all()
+
+
+def test_normalize_window_shapes_and_silence():
+    assert normalize_window(np.zeros((0, N_MELS))).shape == (WINDOW_FRAMES, N_MELS)
+    z = normalize_window(logmel(np.zeros(16000, np.float32)))
+    assert z.shape == (WINDOW_FRAMES, N_MELS) and np.isfinite(z).all()
+    long = normalize_window(logmel(_voice(3.5)))
+    assert long.shape == (WINDOW_FRAMES, N_MELS)
+
+
+def test_clip_inputs_trim_leading_and_trailing_silence():
+    from pacelight.tone.features import clip_model_inputs
+
+    v = _voice(1.8, seed=4)
+    padded = np.concatenate([np.zeros(32000, np.float32), v, np.zeros(40000, np.float32)])
+    x0, w0 = clip_model_inputs(v)
+    x1, w1 = clip_model_inputs(padded)
+    assert len(w0) == len(w1) == 1
+    assert w1[0][0] >= 185 and w1[0][1] <= 200 + 180 + 20  # window sits on the speech, in clip frames
+    speech_frames = (x1[0].max(axis=1) > x1[0].min() + 1.0).mean()
+    assert speech_frames > 0.75  # the window is speech, not the 2 s of padding
+
+
+@pytest.mark.parametrize("runtime", ["tflite_runtime", "ai_edge_litert"])
+def test_model_loads_with_both_runtimes_and_applies_int8_params(runtime, model):
+    m = ToneModel(model.path, runtime=runtime)
+    assert m.runtime == runtime
+    assert m.input_dtype == np.int8 and m.output_dtype == np.int8
+    assert m.input_scale > 0 and m.output_scale > 0
+    w = normalize_window(logmel(_voice(2.0)))
+    q = m.quantize_input(w)
+    assert q.dtype == np.int8
+    # quantisation round-trips within half a step (where not saturated)
+    back = (q.astype(np.float32) - m.input_zero_point) * m.input_scale
+    inside = (q > -128) & (q < 127)
+    assert np.max(np.abs(back - w)[inside]) <= m.input_scale / 2 + 1e-6
+    # dequantised output: raw int8 code → probability
+    raw = np.array([-128, 127, 0], np.int8)
+    np.testing.assert_allclose(m.dequantize_output(raw), (raw.astype(np.float32) - m.output_zero_point) * m.output_scale)
+    p = m.predict_probs(w)
+    assert p.shape == (3,) and abs(float(p.sum()) - 1) < 1e-5 and (p >= 0).all()
+    # deterministic, and the same answer from both runtimes
+    np.testing.assert_array_equal(m.predict_probs(w), p)
+    np.testing.assert_allclose(model.predict_probs(w), p, atol=1e-6)
+    assert m.name().startswith("tone-") and "1.0.0" in m.name()
+
+
+def test_default_model_is_shipped_and_small(monkeypatch):
+    monkeypatch.delenv("PACELIGHT_TONE_MODEL", raising=False)
+    p = default_model_path()
+    assert p.parent == REPO / "models" and p.suffix == ".tflite"
+    assert p.stat().st_size <= 250 * 1024
+
+
+def test_tracker_block_size_independent_and_party_tone(model):
+    x = np.concatenate([_voice(3.2, f0=120), np.zeros(8000, np.float32), _voice(2.5, f0=220, seed=2)])
+    n = len(x) // FRAME_SAMPLES
+    frames = x[: n * FRAME_SAMPLES].reshape(n, FRAME_SAMPLES)
+    active = frames.std(axis=1) > 0.01
+    results = []
+    for blocks in ([n], [5] * (n // 5) + [n % 5], list(np.random.default_rng(0).integers(1, 40, 100))):
+        tr, ups, i = ToneTracker(model, ToneSettings(), party="customer"), [], 0
+        for b in blocks:
+            ups += tr.process(frames[i:i + b], active[i:i + b])
+            i += b
+            if i >= n:
+                break
+        if i < n:
+            ups += tr.process(frames[i:], active[i:])
+        results.append((ups, tr.party_tone()))
+    ups0, tone0 = results[0]
+    assert len(ups0) >= 4
+    assert [u.t_s for u in ups0] == [float(k) for k in range(1, len(ups0) + 1)] or all(
+        abs(u.t_s - round(u.t_s)) < 1e-9 for u in ups0)
+    for ups, tone in results[1:]:
+        assert [(u.t_s, u.label) for u in ups] == [(u.t_s, u.label) for u in ups0]
+        np.testing.assert_allclose([u.score for u in ups], [u.score for u in ups0], atol=1e-6)
+        assert tone == tone0
+    assert all(u.party == "customer" and 0 <= u.score <= 1 for u in ups0)
+    assert abs(tone0.low + tone0.neutral + tone0.high - 1) < 1e-9 and 0 <= tone0.mean_score <= 1
+
+
+def test_tracker_silence_clipping_and_short_input(model):
+    tr = ToneTracker(model)
+    z = np.zeros((500, FRAME_SAMPLES), np.float32)
+    assert tr.process(z, np.zeros(500, bool)) == []
+    assert tr.process(z[:0], np.zeros(0, bool)) == []
+    assert tr.party_tone().low is None and tr.party_tone().mean_score is None
+    # digital silence flagged active (a VAD mistake) and full-scale clipping: finite, valid output
+    assert all(0 <= u.score <= 1 for u in tr.process(z, np.ones(500, bool)))
+    clipped = np.clip(_voice(3.0) * 50, -1, 1).reshape(-1, FRAME_SAMPLES)
+    ups = tr.process(clipped, np.ones(len(clipped), bool))
+    assert ups and all(0 <= u.score <= 1 and u.label in ("low", "neutral", "high") for u in ups)
+    short = ToneTracker(model)
+    assert short.process(_voice(0.3).reshape(-1, FRAME_SAMPLES), np.ones(30, bool)) == []
+    assert short.party_tone() == short.party_tone().empty()
+    with pytest.raises(ValueError):
+        short.process(np.zeros((3, 100), np.float32), np.ones(3, bool))
+
+
+def _real_clip() -> Path | None:
+    p = DATA / "emodb" / "03a01Wa.flac"
+    return p if p.is_file() else None
+
+
+def test_cli_json_contract_and_rates(tmp_path, capsys):
+    src = _real_clip()
+    x = sf.read(src, dtype="float32")[0] if src else _voice(2.5)
+    from scipy.signal import resample_poly
+
+    wav8 = tmp_path / "clip8k.wav"
+    sf.write(wav8, resample_poly(x, 1, 2), 8000, subtype="PCM_16")
+    stereo = tmp_path / "stereo48k.wav"
+    y = resample_poly(x, 3, 1)
+    sf.write(stereo, np.stack([y, np.zeros_like(y)], axis=1), 48000, subtype="FLOAT")
+    for f in (wav8, stereo):
+        assert cli_main(["tone", str(f), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert set(out) == {"arousal", "score", "windows"}
+        assert out["arousal"] in ("low", "neutral", "high") and 0 <= out["score"] <= 1
+        assert out["windows"] and all(0 <= w["score"] <= 1 for w in out["windows"])
+    assert cli_main(["tone", str(wav8)]) == 0
+    assert "arousal" in capsys.readouterr().out
+
+
+def test_cli_bad_input_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF0000WAVEjunk")
+    short = tmp_path / "short.wav"
+    sf.write(short, np.zeros(100, np.float32), 16000)
+    three = tmp_path / "three.wav"
+    sf.write(three, np.zeros((16000, 3), np.float32), 16000)
+    lowrate = tmp_path / "low.wav"
+    sf.write(lowrate, np.zeros(16000, np.float32), 4000)
+    for f in (tmp_path / "missing.wav", bad, short, three, lowrate):
+        assert cli_main(["tone", str(f), "--json"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("pacelight tone: error:") and "\n" not in err
+
+
+def test_runtime_never_imports_tensorflow():
+    code = ("import sys, numpy as np\n"
+            "from pacelight.tone.tracker import ToneTracker\n"
+            "import pacelight.commands.tone, pacelight.tone.features, pacelight.tone.model\n"
+            "t = ToneTracker(party='agent')\n"
+            "t.process(np.zeros((300, 160), np.float32) + 0.01, np.ones(300, bool))\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'pacelight_train')]\n"
+            "print(bad); sys.exit(1 if bad else 0)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for f in (REPO / "firmware" / "pacelight").rglob("*.py"):
+        text = f.read_text()
+        assert "import tensorflow" not in text and "from tensorflow" not in text, f
