@@ -159,6 +159,7 @@ class EdgeRuntime:
         self.chunk_latencies_s = np.zeros(1024, np.float64)
         self.chunks_analysed = 0
         self.status_file = StatusFile(settings.health.status_path) if settings.health.status_path else None
+        self._status_lock = threading.Lock()
 
     @staticmethod
     def _activity_settings(settings: EdgeSettings):
@@ -458,7 +459,8 @@ class EdgeRuntime:
 
     def _write_status(self) -> None:
         if self.status_file is not None:
-            self.status_file.write(self.status())
+            with self._status_lock:  # snapshot and write together: the last writer holds the latest state
+                self.status_file.write(self.status())
 
     def _health_loop(self) -> None:
         wd = watchdog_interval_s() if self.settings.runtime.watchdog else None
