@@ -84,9 +84,36 @@ def test_segmenter_bridges_pauses_shorter_than_200ms():
 def test_segmenter_waits_for_an_open_stretch_that_may_join():
     s = Segmenter()
     assert s.add([seg(0, 1)]) == []
-    assert s.advance(f(1.3), open_start=f(1.1)) == []  # stretch opened 100 ms after: will join
+    assert s.advance(f(1.3), next_start=f(1.1)) == []  # stretch opened 100 ms after: will join
     assert s.add([seg(1.1, 2)]) == []
     assert s.advance(f(2.3), None) == [seg(0, 2)]
+
+
+def test_segmenter_waits_for_a_stretch_that_will_open_backdated():
+    """The detector opens a stretch a few frames after its (backtracked) start; a pending segment
+    must not be finalised while such a stretch can still start within the bridging pause."""
+    s = Segmenter()
+    assert s.add([seg(0, 1)]) == []
+    # 1.21 s now, no stretch open yet, but one may still start at 1.19 (190 ms pause): wait.
+    assert s.advance(f(1.21), next_start=f(1.19)) == []
+    assert s.add([seg(1.19, 2)]) == []
+    assert s.advance(f(2.3), None) == [seg(0, 2)]
+
+
+def test_hysteresis_reports_where_a_pending_onset_may_start():
+    from pacelight.analysis.activity import ActivitySettings, _Hysteresis
+
+    h = _Hysteresis(ActivitySettings(onset_frames=3, onset_backtrack_s=0.05))
+    for t in range(10):
+        h.step(t, strong=False, weak=False)
+    assert h.earliest_start(10) == 10
+    h.step(10, strong=False, weak=True)  # a weak run begins: a stretch may start here
+    h.step(11, strong=True, weak=True)
+    h.step(12, strong=False, weak=True)
+    assert h.open_start is None and h.earliest_start(13) == 10
+    h.step(13, strong=True, weak=True)
+    h.step(14, strong=True, weak=True)  # third strong frame: opens, backdated to the weak run
+    assert h.open_start == 10 and h.earliest_start(15) == 10
 
 
 def test_monologue_spans_pauses_and_backchannels_but_not_turns():

@@ -211,6 +211,17 @@ class _Hysteresis:
         out, self.closed = self.closed, []
         return out
 
+    def earliest_start(self, now: int) -> int:
+        """The earliest frame a stretch not yet closed may start at, given frames before ``now``:
+        an open stretch's start, or where a weak run under way would be backtracked to once it
+        gets its ``onset_frames`` strong frames (a stretch opens a few frames after its start)."""
+        if self.open_start is not None:
+            return self.open_start
+        if self.weak_run_start is None:
+            return now - self.pad_start
+        first = now if self.first_strong is None else self.first_strong
+        return max(self.weak_run_start, first - self.backtrack) - self.pad_start
+
     def flush(self, t_end: int) -> None:
         if self.open_start is not None:
             self.closed.append((self.open_start, min(t_end, self.last_strong + self.hang + 1 + self.pad_end)))
@@ -373,6 +384,10 @@ class ChannelActivity:
 
     def take_closed(self) -> list[tuple[int, int]]:
         return self.hyst.take_closed()
+
+    def earliest_start(self) -> int:
+        """No stretch closed from now on can start before this frame (see ``_Hysteresis``)."""
+        return self.hyst.earliest_start(self.frame_index)
 
     def flush(self) -> list[tuple[int, int]]:
         self.hyst.flush(self.frame_index)

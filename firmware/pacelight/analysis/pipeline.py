@@ -162,7 +162,7 @@ class CallAnalyzer:
             if self._callstate is not None:  # hold/IVR/tones recognised since: not talk
                 raw = self._callstate.trim_customer(raw) if c else self._callstate.trim_agent(raw)
             closed.append(raw)
-            final.append(seg.add(raw) + seg.advance(now, ch.hyst.open_start))
+            final.append(seg.add(raw) + seg.advance(now, ch.earliest_start()))
         self.tracker.add(final[0], final[1])
         talking = [self._talking(c, now) for c in (0, 1)]
         self._release(frames, closed, now, final=False)

@@ -46,12 +46,15 @@ class Segmenter:
                 self.pending = (s, e)
         return out
 
-    def advance(self, now: int, open_start: int | None) -> list[FrameSeg]:
-        """Finalise the pending segment once no stretch can join it any more."""
+    def advance(self, now: int, next_start: int | None) -> list[FrameSeg]:
+        """Finalise the pending segment once no stretch can join it any more.
+
+        ``next_start``: the earliest frame a stretch still to come may start at (the detector
+        opens a stretch a few frames after its backtracked start, so this can lie before
+        ``now``); None means ``now``."""
         out: list[FrameSeg] = []
-        if self.pending is None or now - self.pending[1] < BRIDGE_FRAMES:
-            return out
-        if open_start is not None and open_start - self.pending[1] < BRIDGE_FRAMES:
+        nxt = now if next_start is None else min(now, next_start)
+        if self.pending is None or nxt - self.pending[1] < BRIDGE_FRAMES:
             return out
         self._emit(out)
         return out
