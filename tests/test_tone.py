@@ -12,7 +12,15 @@ import pytest
 import soundfile as sf
 from pacelight.cli import main as cli_main
 from pacelight.frames import FRAME_SAMPLES, SAMPLE_RATE_HZ
-from pacelight.tone.features import N_MELS, WINDOW_FRAMES, StreamingLogMel, logmel, normalize_window
+from pacelight.tone.features import (
+    HISTORY_SAMPLES,
+    N_MELS,
+    POWER_FLOOR,
+    WINDOW_FRAMES,
+    logmel,
+    logmel_frames,
+    normalize_window,
+)
 from pacelight.tone.model import ToneModel, default_model_path
 from pacelight.tone.tracker import ToneSettings, ToneTracker
 
@@ -36,19 +44,70 @@ def model() -> ToneModel:
     return ToneModel()
 
 
-def test_features_batch_equals_streaming_any_blocks():
+def test_logmel_frames_any_subset_equals_whole_signal():
     x = _voice(2.37, seed=1)
+    x[1234] = np.nan
+    x[5000] = np.inf
     batch = logmel(x)
-    assert batch.shape == (len(x) // FRAME_SAMPLES, N_MELS)
-    frames = x[: len(batch) * FRAME_SAMPLES].reshape(-1, FRAME_SAMPLES)
+    assert batch.shape == (len(x) // FRAME_SAMPLES, N_MELS) and np.isfinite(batch).all()
+    padded = np.concatenate([np.zeros(HISTORY_SAMPLES, np.float32), x[: len(batch) * FRAME_SAMPLES]])
     rng = np.random.default_rng(3)
-    s, out, i = StreamingLogMel(), [], 0
-    while i < len(frames):
-        n = int(rng.integers(0, 23))
-        out.append(s.process(frames[i:i + n]))
-        i += n
-    np.testing.assert_allclose(np.concatenate(out), batch, rtol=0, atol=1e-4)
-    assert np.isfinite(batch).all()
+    for _ in range(5):
+        sel = np.sort(rng.choice(len(batch), size=int(rng.integers(1, 60)), replace=False))
+        np.testing.assert_allclose(logmel_frames(padded, sel), batch[sel], rtol=0, atol=1e-4)
+    # a frame's row depends only on its own 25 ms: a later cut of the signal gives the same rows
+    cut = padded[100 * FRAME_SAMPLES:]
+    np.testing.assert_allclose(logmel_frames(cut), batch[100:], rtol=0, atol=1e-4)
+    assert logmel_frames(padded[:HISTORY_SAMPLES + 100]).shape == (0, N_MELS)
+
+
+class _Spy:
+    """Wraps the real model and records every window the tracker feeds it."""
+
+    def __init__(self, model: ToneModel) -> None:
+        self.model, self.windows = model, []
+
+    def name(self) -> str:
+        return self.model.name()
+
+    def predict_window(self, window):
+        self.windows.append(np.array(window))
+        return self.model.predict_window(window)
+
+
+@pytest.mark.parametrize("mask_inactive", [True, False])
+def test_tracker_inputs_equal_training_features_any_blocks(model, mask_inactive):
+    """Runtime (lazy, ring-buffered) features == the training path (logmel → normalize_window) on the
+    same frames, for any blocking, across buffer compactions (a 10 s signal, pauses, short turns)."""
+    x = np.concatenate([_voice(2.6, f0=120), np.zeros(27000, np.float32), _voice(1.4, f0=180, seed=5),
+                        np.zeros(4000, np.float32), _voice(4.3, f0=220, seed=2)])
+    n = len(x) // FRAME_SAMPLES
+    frames = x[: n * FRAME_SAMPLES].reshape(n, FRAME_SAMPLES)
+    active = frames.std(axis=1) > 0.01
+    settings = ToneSettings(mask_inactive=mask_inactive)
+    lm = logmel(x)
+    silence = np.float32(10.0 * np.log10(POWER_FLOOR))
+    expected, ends = [], []
+    for end in range(100, n + 1, 100):
+        a = active[max(0, end - 200):end]
+        if a.sum() >= 60:
+            patch = lm[max(0, end - 200):end]
+            expected.append(normalize_window(np.where(a[:, None], patch, silence) if mask_inactive else patch))
+            ends.append(end / 100)
+    assert len(expected) >= 6 and len(expected) < n // 100  # some windows are skipped as unvoiced
+    rng = np.random.default_rng(7)
+    for blocks in ([n], [5] * (n // 5 + 1), list(rng.integers(0, 70, 400))):
+        spy, i, ups = _Spy(model), 0, []
+        tr = ToneTracker(spy, settings)  # type: ignore[arg-type]
+        for b in blocks:
+            ups += tr.process(frames[i:i + b], active[i:i + b])
+            i += b
+        if i < n:
+            ups += tr.process(frames[i:], active[i:])
+        assert [u.t_s for u in ups] == ends
+        assert len(spy.windows) == len(expected)
+        for got, want in zip(spy.windows, expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-3)
 
 
 def test_normalize_window_shapes_and_silence():
@@ -88,6 +147,13 @@ def test_model_loads_with_both_runtimes_and_applies_int8_params(runtime, model):
     # dequantised output: raw int8 code → probability
     raw = np.array([-128, 127, 0], np.int8)
     np.testing.assert_allclose(m.dequantize_output(raw), (raw.astype(np.float32) - m.output_zero_point) * m.output_scale)
+    # the inference path's reused-buffer quantisation is the same; NaN counts as 0, ±inf saturates
+    bad = w.copy()
+    bad[0, :3] = [np.nan, np.inf, -np.inf]
+    for x in (w, bad):
+        want = m.quantize_input(np.nan_to_num(x, nan=0.0, posinf=1e6, neginf=-1e6)).reshape(-1)
+        np.testing.assert_array_equal(m._quantize_into_input(x).reshape(-1), want)
+    assert np.isfinite(m.predict_probs(bad)).all()
     p = m.predict_probs(w)
     assert p.shape == (3,) and abs(float(p.sum()) - 1) < 1e-5 and (p >= 0).all()
     # deterministic, and the same answer from both runtimes

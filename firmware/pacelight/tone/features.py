@@ -2,8 +2,9 @@
 
 One feature frame per 10 ms pipeline frame: frame ``i`` is the 25 ms (400-sample) Hann window that
 ends at the end of pipeline frame ``i`` (the first frames see zeros before the start of the signal),
-so a streaming extractor fed ``(n, 160)`` blocks and :func:`logmel` over the whole signal give
-identical results whatever the block sizes.
+so a frame's row depends only on its own 400 samples: :func:`logmel_frames` computes any subset of
+frames, and the streaming tracker (which computes frames lazily, when a window is due) and
+:func:`logmel` over the whole signal give identical rows whatever the block sizes.
 
 Model input for one window (:func:`normalize_window`) is the log-mel patch of ``WINDOW_FRAMES``
 frames, floored 80 dB below its loudest bin and normalised by the mean/std of its louder frames
@@ -30,7 +31,7 @@ WINDOW_FRAMES = 200  # 2.0 s model input
 HOP_FRAMES = 100  # 1.0 s between windows
 DYNAMIC_RANGE_DB = 80.0
 ACTIVE_RANGE_DB = 35.0  # frames within this of the loudest frame define the normalisation stats
-_HISTORY = WIN_SAMPLES - HOP_SAMPLES  # 240 samples carried between blocks
+HISTORY_SAMPLES = WIN_SAMPLES - HOP_SAMPLES  # 240 samples of a frame's window before the frame
 
 
 def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
@@ -74,7 +75,32 @@ def _check_signal(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 1:
         raise ValueError("signal must be 1-D")
-    return np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+    return x
+
+
+def logmel_frames(padded: np.ndarray, frames: np.ndarray | None = None) -> np.ndarray:
+    """Log-mel rows of frames of a signal given with the ``HISTORY_SAMPLES`` before its first frame.
+
+    ``padded`` = ``HISTORY_SAMPLES`` samples (zeros at the start of a signal) followed by whole 10 ms
+    frames; frame ``f`` (0-based) is analysed over ``padded[160 f : 160 f + 400]``, the 25 ms ending at
+    the end of the frame. ``frames`` selects frame indices (ascending or not; default: all frames).
+    Returns ``(len(frames), N_MELS)`` dB. NaN/inf samples count as 0/±1. This is the single feature
+    computation: :func:`logmel` (training, evaluation, the CLI) and the streaming tracker, which keeps
+    a constant-size ring of raw samples and computes frames only when a window is due, both call it.
+    """
+    padded = np.asarray(padded, dtype=np.float32)
+    if padded.ndim != 1:
+        raise ValueError("signal must be 1-D")
+    n = max((len(padded) - HISTORY_SAMPLES) // HOP_SAMPLES, 0)
+    view = np.lib.stride_tricks.as_strided(padded, shape=(n, WIN_SAMPLES),
+                                           strides=(HOP_SAMPLES * padded.strides[0], padded.strides[0]),
+                                           writeable=False)
+    sel = view if frames is None else view[np.asarray(frames, dtype=np.intp)]
+    if sel.shape[0] == 0:
+        return np.zeros((0, N_MELS), np.float32)
+    if not np.isfinite(sel).all():  # rare: checking is much cheaper than always replacing
+        sel = np.nan_to_num(sel, nan=0.0, posinf=1.0, neginf=-1.0)
+    return _frames_logmel(sel)
 
 
 def logmel(signal: np.ndarray) -> np.ndarray:
@@ -84,35 +110,7 @@ def logmel(signal: np.ndarray) -> np.ndarray:
     """
     x = _check_signal(signal)
     n = len(x) // HOP_SAMPLES
-    if n == 0:
-        return np.zeros((0, N_MELS), np.float32)
-    padded = np.concatenate([np.zeros(_HISTORY, np.float32), x[: n * HOP_SAMPLES]])
-    idx = np.arange(n)[:, None] * HOP_SAMPLES + np.arange(WIN_SAMPLES)[None, :]
-    return _frames_logmel(padded[idx])
-
-
-class StreamingLogMel:
-    """Streaming log-mel: feed (n, 160) float32 frames, get (n, N_MELS) rows (identical to :func:`logmel`)."""
-
-    def __init__(self) -> None:
-        self._history = np.zeros(_HISTORY, np.float32)
-
-    def reset(self) -> None:
-        self._history[:] = 0.0
-
-    def process(self, frames: np.ndarray) -> np.ndarray:
-        frames = np.asarray(frames, dtype=np.float32)
-        if frames.ndim != 2 or frames.shape[1] != HOP_SAMPLES:
-            raise ValueError(f"frames must have shape (n, {HOP_SAMPLES})")
-        n = frames.shape[0]
-        if n == 0:
-            return np.zeros((0, N_MELS), np.float32)
-        flat = np.concatenate([self._history, np.nan_to_num(frames.reshape(-1), nan=0.0, posinf=1.0,
-                                                            neginf=-1.0)])
-        idx = np.arange(n)[:, None] * HOP_SAMPLES + np.arange(WIN_SAMPLES)[None, :]
-        out = _frames_logmel(flat[idx])
-        self._history = flat[-_HISTORY:].copy()
-        return out
+    return logmel_frames(np.concatenate([np.zeros(HISTORY_SAMPLES, np.float32), x[: n * HOP_SAMPLES]]))
 
 
 def normalize_window(lm: np.ndarray, n_frames: int = WINDOW_FRAMES) -> np.ndarray:

@@ -122,6 +122,8 @@ class ToneModel:
         self.output_dtype = np.dtype(out["dtype"])
         self.input_scale, self.input_zero_point = (float(v) for v in inp["quantization"])
         self.output_scale, self.output_zero_point = (float(v) for v in out["quantization"])
+        self._qbuf: np.ndarray | None = None  # reused quantisation buffers (allocated on first use)
+        self._qin: np.ndarray | None = None
         log.info("tone model %s loaded with %s", self.path.name, self.runtime)
 
     def name(self) -> str:
@@ -129,6 +131,7 @@ class ToneModel:
         return f"{self.path.stem} {MODEL_VERSION}"
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Float model input → the input tensor's dtype (int8: round(x / scale + zero point), saturated)."""
         x = np.asarray(x, np.float32)
         if self.input_dtype == np.int8 and self.input_scale > 0:
             q = np.round(x / self.input_scale + self.input_zero_point)
@@ -140,13 +143,29 @@ class ToneModel:
             return (y.astype(np.float32) - self.output_zero_point) * self.output_scale
         return y.astype(np.float32)
 
+    def _quantize_into_input(self, window: np.ndarray) -> np.ndarray:
+        """:meth:`quantize_input` of a (200, 40) window with NaN → 0 and ±inf saturated, into a reused buffer."""
+        if self._qbuf is None:
+            self._qbuf = np.empty((WINDOW_FRAMES, N_MELS), np.float32)
+            self._qin = np.empty(self._in_shape, self.input_dtype)
+        q = self._qbuf
+        if self.input_dtype == np.int8 and self.input_scale > 0:
+            np.divide(window, np.float32(self.input_scale), out=q)
+            np.add(q, np.float32(self.input_zero_point), out=q)
+            np.round(q, out=q)
+            np.clip(q, -128, 127, out=q)  # also saturates ±inf
+            q[np.isnan(q)] = np.round(self.input_zero_point)  # NaN input counts as 0.0
+        else:
+            np.copyto(q, np.nan_to_num(window, nan=0.0))
+        self._qin.reshape(WINDOW_FRAMES, N_MELS)[...] = q  # cast to the tensor dtype, no new array
+        return self._qin
+
     def predict_probs(self, window: np.ndarray) -> np.ndarray:
         """(200, 40) normalised log-mel → (3,) probabilities (renormalised to sum 1)."""
         window = np.asarray(window, np.float32)
         if window.shape != (WINDOW_FRAMES, N_MELS):
             raise ValueError(f"window must have shape ({WINDOW_FRAMES}, {N_MELS})")
-        x = self.quantize_input(np.nan_to_num(window).reshape(self._in_shape))
-        self._interp.set_tensor(self._in_index, x)
+        self._interp.set_tensor(self._in_index, self._quantize_into_input(window))
         self._interp.invoke()
         p = np.maximum(self.dequantize_output(self._interp.get_tensor(self._out_index)[0]), 0.0)
         total = float(p.sum())

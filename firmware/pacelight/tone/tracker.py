@@ -6,6 +6,11 @@ least ``min_active_s`` of it, runs the model on that window and emits a
 :class:`pacelight.events.ToneUpdate`. Frames where the party is not active are set to silence
 before the window is normalised (echo, sidetone and room babble between words are not the party's
 voice). Results never depend on how the caller blocks its frames.
+
+Features are computed lazily: ``process`` only copies raw samples and flags into a constant-size
+buffer (the pipeline calls it every 50 ms); when a window is due and voiced enough, the log-mel rows
+of its active frames not computed for the previous window (the other half overlaps) are computed in
+one batch with :func:`pacelight.tone.features.logmel_frames` — the same function training uses.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pacelight.events import Party, ToneUpdate
 from pacelight.frames import FRAME_S, FRAME_SAMPLES, s_to_frames
 from pacelight.summary import PartyTone
 
-from .features import N_MELS, POWER_FLOOR, WINDOW_FRAMES, StreamingLogMel, normalize_window
+from .features import HISTORY_SAMPLES, N_MELS, POWER_FLOOR, WINDOW_FRAMES, logmel_frames, normalize_window
 from .model import LABELS, ToneModel
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,8 @@ class ToneSettings:
 class ToneTracker:
     """``process(frames (n,160), active (n,) bool) -> list[ToneUpdate]``; ``party_tone()`` at call end."""
 
+    _SLACK_FRAMES = 300  # buffer room beyond one window: the buffer is compacted every ~3 s
+
     def __init__(self, model: ToneModel | None = None, settings: ToneSettings | None = None,
                  party: Party = "agent") -> None:
         self.model = model if model is not None else ToneModel()
@@ -54,9 +61,18 @@ class ToneTracker:
         self._win = s_to_frames(self.settings.window_s)
         self._hop = s_to_frames(self.settings.hop_s)
         self._min_active = s_to_frames(self.settings.min_active_s)
-        self._features = StreamingLogMel()
-        self._lm = np.zeros((0, N_MELS), np.float32)
-        self._act = np.zeros(0, bool)
+        self._keep = max(self._win - 1, 1)  # frames a future window can still need
+        cap = self._keep + self._SLACK_FRAMES
+        # Raw samples of buffered frames, preceded by the HISTORY_SAMPLES their first window needs
+        # (zeros before the start of the call, as in features.logmel); flags and log-mel rows aligned.
+        self._x = np.zeros(HISTORY_SAMPLES + cap * FRAME_SAMPLES, np.float32)
+        self._frames = self._x[HISTORY_SAMPLES:].reshape(cap, FRAME_SAMPLES)  # view into _x
+        self._act = np.zeros(cap, bool)
+        self._lm = np.zeros((cap, N_MELS), np.float32)
+        self._cap = cap
+        self._f0 = 0  # absolute frame index of buffer position 0
+        self._fill = 0  # buffered frames
+        self._lm_end = 0  # log-mel rows are valid for buffered frames before this absolute index
         self._n = 0  # frames seen
         self._counts = np.zeros(3, np.int64)
         self._score_sum = 0.0
@@ -71,34 +87,59 @@ class ToneTracker:
         if frames.ndim != 2 or frames.shape[1] != FRAME_SAMPLES or active.shape[0] != frames.shape[0]:
             raise ValueError(f"frames must be (n, {FRAME_SAMPLES}) with n activity flags")
         n = frames.shape[0]
-        if n == 0:
-            return []
-        lm = np.concatenate([self._lm, self._features.process(frames)])
-        act = np.concatenate([self._act, active])
-        base = self._n - (len(lm) - n)  # absolute frame index of lm[0]
         updates: list[ToneUpdate] = []
-        first = self._n + (-(self._n + 1)) % self._hop  # first frame index j with (j+1) % hop == 0
-        for j in range(first, self._n + n, self._hop):
-            end = j + 1 - base
-            start = max(0, end - self._win)
-            a = act[start:end]
-            if int(a.sum()) < self._min_active:
-                continue
-            patch = lm[start:end]
-            if self.settings.mask_inactive:
-                patch = np.where(a[:, None], patch, np.float32(_SILENCE_DB))
-            pred = self.model.predict_window(normalize_window(patch))
-            upd = ToneUpdate(party=self.party, t_s=round((j + 1) * FRAME_S, 6), score=pred.score,
-                             label=pred.label)  # type: ignore[arg-type]
-            self._counts[LABELS.index(pred.label)] += 1
-            self._score_sum += pred.score
-            updates.append(upd)
-        self._n += n
-        keep = max(self._win - 1, 0)
-        self._lm, self._act = lm[-keep:].copy(), act[-keep:].copy()
+        i = 0
+        while i < n:
+            if self._fill == self._cap:
+                self._compact()
+            k = min(n - i, self._cap - self._fill)
+            p = self._fill
+            self._frames[p:p + k] = frames[i:i + k]
+            self._act[p:p + k] = active[i:i + k]
+            self._fill += k
+            first = self._n + (-(self._n + 1)) % self._hop  # first frame j with (j+1) % hop == 0
+            self._n += k
+            i += k
+            for j in range(first, self._n, self._hop):
+                upd = self._decide(j + 1)
+                if upd is not None:
+                    updates.append(upd)
         if updates:
             self.latest = updates[-1]
         return updates
+
+    def _compact(self) -> None:
+        """Move the last ``_keep`` frames (with their history samples) to the front of the buffer."""
+        m = self._fill - self._keep
+        self._x[: HISTORY_SAMPLES + self._keep * FRAME_SAMPLES] = self._x[
+            m * FRAME_SAMPLES: m * FRAME_SAMPLES + HISTORY_SAMPLES + self._keep * FRAME_SAMPLES].copy()
+        self._act[: self._keep] = self._act[m:self._fill].copy()
+        self._lm[: self._keep] = self._lm[m:self._fill].copy()
+        self._f0 += m
+        self._fill = self._keep
+
+    def _decide(self, end: int) -> ToneUpdate | None:
+        """The decision for the window of frames ending before absolute frame ``end`` (None: too little voice)."""
+        start = max(0, end - self._win)
+        a, b = start - self._f0, end - self._f0
+        act = self._act[a:b]
+        if int(np.count_nonzero(act)) < self._min_active:
+            return None
+        c = max(a, self._lm_end - self._f0)  # rows before c were computed for the previous window
+        if self.settings.mask_inactive:
+            todo = c + np.flatnonzero(act[c - a:])
+            self._lm[c:b] = _SILENCE_DB
+        else:
+            todo = np.arange(c, b)
+        if todo.size:
+            # positions are frame indices of the buffer's padded signal _x (history + frames)
+            self._lm[todo] = logmel_frames(self._x[: HISTORY_SAMPLES + b * FRAME_SAMPLES], todo)
+        self._lm_end = end
+        pred = self.model.predict_window(normalize_window(self._lm[a:b]))
+        self._counts[LABELS.index(pred.label)] += 1
+        self._score_sum += pred.score
+        return ToneUpdate(party=self.party, t_s=round(end * FRAME_S, 6), score=pred.score,
+                          label=pred.label)  # type: ignore[arg-type]
 
     def party_tone(self) -> PartyTone:
         total = int(self._counts.sum())
