@@ -174,6 +174,14 @@ def test_filters_pagination_aggregates_and_csv(app_store):
     r = sup.get("/api/aggregates/teams", params={"format": "csv", "period": "month"})
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert {(x["key"], x["period"]) for x in rows} == {("blue", "2026-10"), ("blue", "2026-11"), ("green", "2026-11")}
+    for params in ({"period": "month"}, {"period": "day", "since": "2026-10-01", "until": "2026-11-30"}, {}):
+        # the CSV (tuples from SQL) carries exactly the JSON items: same columns, values, order
+        items = sup.get("/api/aggregates/agents", params=params).json()["items"]
+        text = sup.get("/api/aggregates/agents", params={**params, "format": "csv"}).text
+        rows = list(csv.reader(io.StringIO(text)))
+        assert rows[0] == list(items[0]) and len(rows) == len(items) + 1
+        assert rows[1:] == [["" if v is None else repr(v) if isinstance(v, float) else str(v) for v in it.values()]
+                            for it in items]
     it = client(app_store, "ian")
     dev = list(csv.DictReader(io.StringIO(it.get("/api/devices?format=csv").text)))
     assert {d["device_id"] for d in dev} == {"dev-1", "dev-2", "dev-3"}

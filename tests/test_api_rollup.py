@@ -1,4 +1,4 @@
-"""The rollups (day and month × device × agent, fleet-wide per day) give exactly the aggregates
+"""The rollups (day and month × agent, fleet-wide per day) give exactly the aggregates
 of the call rows (SQLite and PostgreSQL): after ingest, a desk reassignment in the past
 (mid-day), a deleted call, calls stored before the dashboard existed (start-up rebuild) and a
 changed pace target."""
@@ -122,6 +122,26 @@ def _exercise(store) -> None:
 
 def test_rollup_matches_rows_sqlite(sqlite_store):
     _exercise(sqlite_store)
+
+
+def test_rollup_of_an_older_format_is_replaced_and_rebuilt(sqlite_store):
+    # format 3 kept day × device × agent rows: dropped at start-up, re-created per agent, rebuilt
+    sqlite_store.upsert_calls(_calls(50, 4, "old"))
+    with sqlite_store.transaction() as conn:
+        conn.execute("CREATE TABLE call_rollup (day TEXT NOT NULL, device_id TEXT NOT NULL, agent_id TEXT NOT NULL, "
+                     "calls INTEGER NOT NULL, PRIMARY KEY (day, device_id, agent_id))")
+        conn.execute("CREATE TABLE dash_rollup_meta (id INTEGER PRIMARY KEY, version INTEGER NOT NULL, "
+                     "pace_fast_syl_s REAL NOT NULL)")
+        conn.execute("INSERT INTO dash_rollup_meta VALUES (1, 3, 5.76)")
+        conn.execute("INSERT INTO call_rollup VALUES ('2026-10-01', 'dev-1', '', 999)")
+    q = Queries(sqlite_store)
+    assert rollup_state(sqlite_store) == (ROLLUP_VERSION, q.pace_fast_syl_s)
+    cols = [r[1] for r in sqlite_store._execute("PRAGMA table_info(call_rollup)").fetchall()]
+    assert "device_id" not in cols and cols[:2] == ["day", "agent_id"]
+    assert sqlite_store._execute("SELECT SUM(calls) FROM call_rollup").fetchone()[0] == 50
+    seed_registry(q)
+    sqlite_store.upsert_calls(_calls(30, 5, "new"))
+    assert _check_all(q, "migrated") > 0
 
 
 def test_rollup_matches_rows_postgres(postgres_url):

@@ -4,10 +4,16 @@ devices, and the agents/teams/assignments registry.
 Aggregates are computed in SQL as per-day sums (portable ``substr(started_at, 1, 10)`` on the
 fixed-width ISO text) and folded into days, ISO weeks or months here, so ratios are always
 ratios of sums (talk ratio = Σ agent talk / Σ (agent + customer talk)), never means of ratios.
-Whole UTC days of a range are summed from the ``call_rollup`` table (day × device × agent, see
-:mod:`pacelight_host.api.schema`); only the partial first/last day of a range that does not start
-or end at midnight is read from the call rows. ``aggregate(..., from_rows=True)`` computes the
-same result from the call rows alone (the reference the rollup is tested against).
+Whole UTC days of a range are summed from the ``call_rollup`` table (day × agent, see
+:mod:`pacelight_host.api.schema`), whole months from ``call_rollup_month``; only the partial
+first/last day of a range that does not start or end at midnight is read from the call rows
+(and device-filtered ranges, which the rollups do not split by). When one rollup table answers
+the whole range at the requested period (e.g. per agent per day, per agent per month over whole
+months), the grouping and the final figures are computed in SQL and returned as tuples (no
+per-row Python work); otherwise the per-day/month sums are folded here and finished by
+:meth:`Queries._finish` — the same formulas (tested against each other through the row-level
+reference). ``aggregate(..., from_rows=True)`` computes the same result from the call rows alone
+(the reference the rollup is tested against).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter
 
 from pacelight.errors import InputError
 
@@ -45,6 +52,41 @@ if _MEASURE_NAMES != (  # Queries._finish unpacks the measures in this order
         "cues_energy"):
     raise RuntimeError("ROLLUP_MEASURES order changed: update Queries._finish")
 FAST_FACTOR = 1.2          # a call is "fast" when the agent's pace exceeds 1.2 × the target
+# The columns of one aggregate row (``aggregate`` dict keys, ``aggregate_rows`` tuple order, CSV header).
+FIGURES = ("key", "period", "calls", "hours", "talk_ratio", "pace_syl_s", "pace_target_syl_s", "pace_vs_target",
+           "pace_fast_share", "overtalk_per_call", "overlap_s_per_call", "agent_interruptions_per_call",
+           "customer_interruptions_per_call", "agent_backchannels_per_call", "customer_backchannels_per_call",
+           "monologue_mean_s", "monologue_max_s", "tone_low", "tone_neutral", "tone_high", "cues_per_call",
+           "cues_overtalk", "cues_monologue", "cues_pace", "cues_energy")
+_PER_CALL = (("overtalk_events", "overtalk_per_call"), ("overlap_s", "overlap_s_per_call"),
+             ("agent_interruptions", "agent_interruptions_per_call"),
+             ("customer_interruptions", "customer_interruptions_per_call"),
+             ("agent_backchannels", "agent_backchannels_per_call"),
+             ("customer_backchannels", "customer_backchannels_per_call"), ("monologue_sum", "monologue_mean_s"))
+# the period unit of each rollup table
+_UNIT = {"call_rollup": "day", "call_rollup_fleet": "day", "call_rollup_month": "month"}
+
+
+def figures_sql(m, real: str) -> str:
+    """SELECT list of FIGURES[2:] from the measure sums ``m(name)`` (SQL of each measure: a
+    column or its SUM/MAX), with two ``?`` parameters (the pace target): the SQL twin of
+    :meth:`Queries._finish`, same operations in the same order (``real``: the dialect's double)."""
+    n = m("calls")
+    talk = f"{m('agent_talk_s')} + {m('customer_talk_s')}"
+    pace = f"{m('pace_sum')} / {m('pace_n')}"
+    cols = [f"{n}", f"{m('duration_s')} / CAST(3600 AS {real})",
+            f"CASE WHEN {talk} > 0 THEN {m('agent_talk_s')} / ({talk}) END",
+            f"CASE WHEN {m('pace_n')} > 0 THEN {pace} END",
+            "?",
+            f"CASE WHEN {m('pace_n')} > 0 THEN ({pace}) / ? END",
+            f"CASE WHEN {m('pace_n')} > 0 THEN CAST({m('pace_fast_calls')} AS {real}) / {m('pace_n')} END",
+            *(f"CAST({m(x)} AS {real}) / {n}" for x, _ in _PER_CALL),
+            m("monologue_max"),
+            *(f"CASE WHEN {m('tone_n')} > 0 THEN {m(x)} / {m('tone_n')} END"
+              for x in ("tone_low_sum", "tone_neutral_sum", "tone_high_sum")),
+            f"CAST({m('cues')} AS {real}) / {n}",
+            *(m(x) for x in ("cues_overtalk", "cues_monologue", "cues_pace", "cues_energy"))]
+    return ", ".join(f"{c} AS {name}" for c, name in zip(cols, FIGURES[2:], strict=True))
 
 
 def parse_ts(value: str | None, *, end: bool = False) -> datetime | None:
@@ -162,26 +204,35 @@ class Queries:
 
     def aggregate(self, by: str, period: str | None, q: CallQuery, *, from_rows: bool = False) -> list[dict]:
         """Aggregates grouped by ``by`` ('agent', 'team' or 'all') and ``period`` ('day', 'week',
-        'month' or None = the whole range). Rows are sorted by key then period. ``from_rows``
-        reads every call row instead of the rollup (same result; slow on large ranges)."""
+        'month' or None = the whole range), as dicts keyed by :data:`FIGURES`. Rows are sorted by
+        key then period. ``from_rows`` reads every call row instead of the rollup (same result;
+        slow on large ranges)."""
+        rows = self.aggregate_rows(by, period, q, from_rows=from_rows)
+        return [dict(zip(FIGURES, r)) for r in rows]  # noqa: B905 (tuples of len(FIGURES); strict costs 15 %)
+
+    def aggregate_rows(self, by: str, period: str | None, q: CallQuery, *, from_rows: bool = False) -> list[tuple]:
+        """:meth:`aggregate` as tuples in :data:`FIGURES` order (CSV export without a dict per row)."""
         if by not in ("agent", "team", "all"):
             raise InputError(f"bad grouping {by!r}: use agent, team or all")
         if period is not None and period not in PERIODS:
             raise InputError(f"bad period {period!r}: use day, week or month")
-        if not from_rows and not self._rollup_usable():
-            from_rows = True
+        if not from_rows and (q.device_id or not self._rollup_usable()):
+            from_rows = True                  # the rollups are per agent: one device's calls come from the rows
         raw: list[tuple] = []
         if from_rows:
             raw += self._raw_rows(by, period, q)
         else:
             first, last, edges = _split_days(q.since, q.until)
+            parts: list[tuple[str, str | None, str | None]] = []
             if first is not None or last is not None or (q.since is None and q.until is None):
                 # weeks cross months: day rows; otherwise whole months come from the month rollup
-                fleet = by == "all" and not (q.agent_id or q.team_id or q.device_id)
+                fleet = by == "all" and not (q.agent_id or q.team_id)
                 parts = ([("call_rollup_fleet" if fleet else "call_rollup", first, last)] if period in ("day", "week")
                          else _split_months(first, last))
-                for table, lo, hi in parts:
-                    raw += self._raw_rollup(by, period, q, lo, hi, table)
+            if len(parts) == 1 and not edges and period in (None, _UNIT[parts[0][0]]):
+                return self._finished_rollup(by, period, q, *parts[0])
+            for table, lo, hi in parts:
+                raw += self._raw_rollup(by, period, q, lo, hi, table)
             for s, u in edges:
                 raw += self._raw_rows(by, period, dataclasses.replace(q, since=s, until=u))
         # fold (key, day|month) sums into (key, period): tuples (k, d, *measures in ROLLUP_MEASURES order)
@@ -206,7 +257,7 @@ class Queries:
                 else:
                     acc[i] += v
         out = [self._finish(k, pk, acc) for (k, pk), acc in folded.items() if acc[0]]
-        out.sort(key=lambda r: (r["key"] is None, r["key"] or "", r["period"] or ""))
+        out.sort(key=lambda r: (r[0] is None, r[0] or "", r[1] or ""))
         return out
 
     def _rollup_usable(self) -> bool:
@@ -231,10 +282,9 @@ class Queries:
                + _group_by(key, day))
         return self.store._execute(sql, [self.pace_fast_syl_s, *params]).fetchall()
 
-    def _raw_rollup(self, by: str, period: str | None, q: CallQuery, first: str | None,
-                    last: str | None, table: str = "call_rollup") -> list[tuple]:
-        """Per (key, day or month) sums of the rollup ``table`` over ``first`` ≤ day (or month) < ``last``."""
-        col = "month" if table == "call_rollup_month" else "day"
+    @staticmethod
+    def _rollup_where(q: CallQuery, col: str, first: str | None, last: str | None) -> tuple[list[str], list]:
+        """WHERE terms over rollup rows ``r`` (agent/team filters; ``first`` ≤ ``col`` < ``last``)."""
         where, params = [], []
         if q.agent_id:
             where.append("r.agent_id = ?")
@@ -242,32 +292,65 @@ class Queries:
         if q.team_id:
             where.append("r.agent_id IN (SELECT agent_id FROM agents WHERE team_id = ?)")
             params.append(q.team_id)
-        if q.device_id:
-            where.append("r.device_id = ?")
-            params.append(q.device_id)
         if first is not None:
             where.append(f"r.{col} >= ?")
             params.append(first)
         if last is not None:
             where.append(f"r.{col} < ?")
             params.append(last)
+        return where, params
+
+    def _raw_rollup(self, by: str, period: str | None, q: CallQuery, first: str | None,
+                    last: str | None, table: str = "call_rollup") -> list[tuple]:
+        """Per (key, day or month) sums of the rollup ``table`` over ``first`` ≤ day (or month) < ``last``."""
+        col = _UNIT[table]
+        where, params = self._rollup_where(q, col, first, last)
         key = {"agent": "NULLIF(r.agent_id, '')", "team": "ag.team_id", "all": "''"}[by]
         day = f"r.{col}" if period else "''"
         group = "r.agent_id" if by == "agent" else key      # same groups; follows the (agent_id, …) index
-        if by == "agent" and period == "day" and table == "call_rollup":
-            # about one rollup row per (agent, day) already: the fold merges the few duplicates
-            # (an agent on two desks in a day) cheaper than SQL's temporary GROUP BY tree
-            sums, grouping = ", ".join(f"r.{n}" for n in _MEASURE_NAMES), ""
-        else:
-            sums, grouping = self._ROLLUP_SUMS, _group_by(group, day)
-        sql = (f"SELECT {key} AS k, {day} AS d, {sums} FROM {table} r "
+        sql = (f"SELECT {key} AS k, {day} AS d, {self._ROLLUP_SUMS} FROM {table} r "
                + ("LEFT JOIN agents ag ON ag.agent_id = r.agent_id " if by == "team" else "")
                + (" WHERE " + " AND ".join(where) if where else "")
-               + grouping)
+               + _group_by(group, day))
         return self.store._execute(sql, params).fetchall()
 
-    def _finish(self, key: str | None, period: str | None, acc: list) -> dict:
-        """Figures of one (key, period) from its measure sums (``acc`` in ROLLUP_MEASURES order, calls > 0)."""
+    def _finished_rollup(self, by: str, period: str | None, q: CallQuery, table: str, first: str | None,
+                         last: str | None) -> list[tuple]:
+        """Final figures of a range one rollup ``table`` answers at ``period`` (its unit or None),
+        grouped and finished in SQL; rows sorted by key then period. Per agent at the table's unit
+        (and the fleet table per day) each rollup row already is one result row: no grouping."""
+        col = _UNIT[table]
+        where, params = self._rollup_where(q, col, first, last)
+        key = {"agent": "NULLIF(r.agent_id, '')", "team": "ag.team_id", "all": "''"}[by]
+        day = f"r.{col}" if period else "NULL"
+        single = period is not None and (by == "agent" or table == "call_rollup_fleet")
+        if single:         # rows in primary-key order (period, agent): the key sort below keeps it
+            figures, grouping = figures_sql(lambda n: f"r.{n}", self.store.dialect.real), f" ORDER BY r.{col}"
+        else:
+            figures = figures_sql(lambda n: f"MAX(r.{n})" if n == "monologue_max" else f"SUM(r.{n})",
+                                  self.store.dialect.real)
+            grouping = _group_by("r.agent_id" if by == "agent" else key, day if period else "''")
+        sql = (f"SELECT {key} AS k, {day} AS d, {figures} FROM {table} r "
+               + ("LEFT JOIN agents ag ON ag.agent_id = r.agent_id " if by == "team" else "")
+               + (" WHERE " + " AND ".join(where) if where else "") + grouping)
+        target = self.pace_target_syl_s
+        rows = self.store._execute(sql, [target, target, *params]).fetchall()
+        if not single:     # one aggregate row over nothing: calls NULL
+            rows = [r for r in rows if r[2]]
+        # sorted like the fold: by key (None last), then period (stable sorts; ``single`` rows
+        # already come in period order)
+        none_key = [r for r in rows if r[0] is None]
+        if none_key:
+            rows = [r for r in rows if r[0] is not None]
+        if period and not single:
+            rows.sort(key=itemgetter(1))
+            none_key.sort(key=itemgetter(1))
+        rows.sort(key=itemgetter(0))
+        return rows + none_key
+
+    def _finish(self, key: str | None, period: str | None, acc: list) -> tuple:
+        """Figures of one (key, period) in :data:`FIGURES` order from its measure sums (``acc`` in
+        ROLLUP_MEASURES order, calls > 0); :func:`figures_sql` is its SQL twin."""
         (n, duration_s, agent_talk_s, customer_talk_s, overlap_s, overtalk_events, agent_interruptions,
          customer_interruptions, agent_backchannels, customer_backchannels, pace_sum, pace_n, pace_fast_calls,
          monologue_sum, monologue_max, tone_low_sum, tone_neutral_sum, tone_high_sum, tone_n, cues,
@@ -275,28 +358,13 @@ class Queries:
         talk = agent_talk_s + customer_talk_s
         pace = pace_sum / pace_n if pace_n else None
         target = self.pace_target_syl_s
-        return {
-            "key": key, "period": period, "calls": n, "hours": duration_s / 3600.0,
-            "talk_ratio": agent_talk_s / talk if talk > 0 else None,
-            "pace_syl_s": pace,
-            "pace_target_syl_s": target,
-            "pace_vs_target": pace / target if pace is not None else None,
-            "pace_fast_share": pace_fast_calls / pace_n if pace_n else None,
-            "overtalk_per_call": overtalk_events / n,
-            "overlap_s_per_call": overlap_s / n,
-            "agent_interruptions_per_call": agent_interruptions / n,
-            "customer_interruptions_per_call": customer_interruptions / n,
-            "agent_backchannels_per_call": agent_backchannels / n,
-            "customer_backchannels_per_call": customer_backchannels / n,
-            "monologue_mean_s": monologue_sum / n,
-            "monologue_max_s": monologue_max,
-            "tone_low": tone_low_sum / tone_n if tone_n else None,
-            "tone_neutral": tone_neutral_sum / tone_n if tone_n else None,
-            "tone_high": tone_high_sum / tone_n if tone_n else None,
-            "cues_per_call": cues / n,
-            "cues_overtalk": cues_overtalk, "cues_monologue": cues_monologue,
-            "cues_pace": cues_pace, "cues_energy": cues_energy,
-        }
+        return (key, period, n, duration_s / 3600.0, agent_talk_s / talk if talk > 0 else None, pace, target,
+                pace / target if pace is not None else None, pace_fast_calls / pace_n if pace_n else None,
+                overtalk_events / n, overlap_s / n, agent_interruptions / n, customer_interruptions / n,
+                agent_backchannels / n, customer_backchannels / n, monologue_sum / n, monologue_max,
+                tone_low_sum / tone_n if tone_n else None, tone_neutral_sum / tone_n if tone_n else None,
+                tone_high_sum / tone_n if tone_n else None, cues / n, cues_overtalk, cues_monologue, cues_pace,
+                cues_energy)
 
     def distribution(self, column: str, q: CallQuery, edges: Sequence[float]) -> list[int]:
         """Histogram of one per-call metric (counts per [edges[i], edges[i+1]))."""

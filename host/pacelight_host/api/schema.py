@@ -11,14 +11,16 @@ Nothing here changes how the aggregator stores a call. Added:
   (backchannels, customer monologue, tone low/neutral, cue counts per kind) live here, keyed
   by ``call_id``. Both are filled by a database trigger on every insert into ``calls`` (so
   ingest stays untouched), and by :func:`backfill` for calls stored before the trigger existed.
-* ``call_rollup`` — per UTC day × device × attributed agent, the sums, counts and maxima of every
-  figure the aggregates need (:data:`ROLLUP_MEASURES`). Kept current in the same transaction as
-  each call insert (the insert trigger), recomputed for the affected days of a device when a
-  desk assignment changes (:func:`reattribute`) or a call is deleted (delete trigger), and
-  rebuilt at start-up when it does not match ``calls`` (:func:`ensure_rollup`). Range aggregates
-  then sum a few thousand rollup rows instead of reading every call.
-* ``call_rollup_month`` — the same per UTC month × device × agent, for the whole months of long
-  ranges (totals or monthly figures over a year read ~6,000 rows instead of ~180,000). Kept by the
+* ``call_rollup`` — per UTC day × attributed agent ('' = nobody seated), the sums, counts and
+  maxima of every figure the aggregates need (:data:`ROLLUP_MEASURES`). Kept current in the same
+  transaction as each call insert (the insert trigger), recomputed for the affected agents and
+  days when a desk assignment changes (:func:`reattribute`) or a call is deleted (delete
+  trigger), and rebuilt at start-up when it does not match ``calls`` (:func:`ensure_rollup`).
+  Range aggregates then sum a few thousand rollup rows instead of reading every call; one row
+  per (agent, day) means per-agent daily figures need no grouping at all. Device-filtered
+  aggregates read the call rows (one device's calls, through the ``(device_id, started_at)`` index).
+* ``call_rollup_month`` — the same per UTC month × agent, for the whole months of long ranges
+  (totals or monthly figures over a year read ~6,000 rows instead of ~180,000). Kept by the
   same trigger, recomputed from the day rows wherever those are.
 * ``call_rollup_fleet`` — per UTC day over all devices and agents (fleet-wide daily/weekly series
   over long ranges; a reassignment does not change it, a deleted call re-sums its day).
@@ -83,7 +85,7 @@ def agent_at_sql(dev: str, ts: str) -> str:
 
 # The measures every aggregate is built from: (name, SQL aggregate over calls ``c`` LEFT JOIN
 # call_facts ``f``, integer?). ``{fast}`` is the "fast call" pace threshold (syl/s). The row-level
-# query and the rollup use these same expressions; the rollup keeps them per day × device × agent
+# query and the rollup use these same expressions; the rollup keeps them per day × agent
 # (sums and counts merge by addition, ``monologue_max`` by MAX).
 ROLLUP_MEASURES: tuple[tuple[str, str, bool], ...] = (
     ("calls", "COUNT(*)", True),
@@ -112,7 +114,7 @@ ROLLUP_MEASURES: tuple[tuple[str, str, bool], ...] = (
     ("cues_energy", "SUM(f.cues_energy)", True),
 )
 ROLLUP_MAX = frozenset({"monologue_max"})
-ROLLUP_VERSION = 3
+ROLLUP_VERSION = 4          # 4: keyed by (day | month, agent) — no device dimension
 _META_FAST = "(SELECT pace_fast_syl_s FROM dash_rollup_meta WHERE id = 1)"
 # The rollup's day: the first 10 characters of the store's fixed-width ISO text (UTC date).
 DAY_SQL = "substr(c.started_at, 1, 10)"
@@ -144,7 +146,7 @@ def _rollup_select(where: str, table: str = "call_rollup") -> str:
     fleet = table == "call_rollup_fleet"
     vals = ", ".join(expr.format(fast=_META_FAST) if n in ROLLUP_MAX
                      else f"COALESCE({expr.format(fast=_META_FAST)}, 0)" for n, expr, _ in ROLLUP_MEASURES)
-    cols, sel = (col, key) if fleet else (f"{col}, device_id, agent_id", f"{key}, c.device_id, COALESCE(c.agent_id, '')")
+    cols, sel = (col, key) if fleet else (f"{col}, agent_id", f"{key}, COALESCE(c.agent_id, '')")
     return (f"INSERT INTO {table} ({cols}, {_NAMES}) SELECT {sel}, {vals} "
             f"FROM calls c LEFT JOIN call_facts f ON f.call_id = c.call_id WHERE {where} "
             f"GROUP BY {sel} ON CONFLICT ({cols}) DO UPDATE SET {_merge_set(table)}")
@@ -160,23 +162,22 @@ def _fleet_from_days(where: str) -> str:
 def _months_from_days(where: str) -> str:
     """INSERT … SELECT of month rollup rows summed from the day rows matching ``where`` (alias r)."""
     vals = ", ".join(f"MAX(r.{n})" if n in ROLLUP_MAX else f"SUM(r.{n})" for n, _, _ in ROLLUP_MEASURES)
-    return (f"INSERT INTO call_rollup_month (month, device_id, agent_id, {_NAMES}) "
-            f"SELECT substr(r.day, 1, 7), r.device_id, r.agent_id, {vals} FROM call_rollup r WHERE {where} "
-            "GROUP BY substr(r.day, 1, 7), r.device_id, r.agent_id "
-            f"ON CONFLICT (month, device_id, agent_id) DO UPDATE SET {_merge_set('call_rollup_month')}")
+    return (f"INSERT INTO call_rollup_month (month, agent_id, {_NAMES}) "
+            f"SELECT substr(r.day, 1, 7), r.agent_id, {vals} FROM call_rollup r WHERE {where} "
+            "GROUP BY substr(r.day, 1, 7), r.agent_id "
+            f"ON CONFLICT (month, agent_id) DO UPDATE SET {_merge_set('call_rollup_month')}")
 
 
 def _rollup_group_refresh(old: str) -> list[str]:
-    """Statements recomputing the day and month rollup rows of deleted call ``old`` (trigger alias)."""
+    """Statements recomputing the day and month rollup rows of deleted call ``old`` (trigger alias);
+    the day's calls are found through the ``started_at`` index."""
     day, month = f"substr({old}.started_at, 1, 10)", f"substr({old}.started_at, 1, 7)"
     agent = f"COALESCE({old}.agent_id, '')"
-    return [f"DELETE FROM call_rollup WHERE day = {day} AND device_id = {old}.device_id AND agent_id = {agent}",
-            _rollup_select(f"c.device_id = {old}.device_id AND c.started_at >= {day} "
-                           f"AND c.started_at < {day} || 'T99' AND COALESCE(c.agent_id, '') = {agent}"),
-            f"DELETE FROM call_rollup_month WHERE month = {month} AND device_id = {old}.device_id "
-            f"AND agent_id = {agent}",
-            _months_from_days(f"r.device_id = {old}.device_id AND r.agent_id = {agent} AND r.day >= {month} "
-                              f"AND r.day < {month} || '-99'"),
+    return [f"DELETE FROM call_rollup WHERE day = {day} AND agent_id = {agent}",
+            _rollup_select(f"c.started_at >= {day} AND c.started_at < {day} || 'T99' "
+                           f"AND COALESCE(c.agent_id, '') = {agent}"),
+            f"DELETE FROM call_rollup_month WHERE month = {month} AND agent_id = {agent}",
+            _months_from_days(f"r.agent_id = {agent} AND r.day >= {month} AND r.day < {month} || '-99'"),
             f"DELETE FROM call_rollup_fleet WHERE day = {day}",
             _fleet_from_days(f"r.day = {day}")]
 
@@ -187,6 +188,8 @@ def _tables(store: Store) -> list[str]:
     facts = ",\n    ".join(f"{c} {real if c.endswith('_s') or 'tone' in c else 'INTEGER'}" for c in FACT_COLUMNS)
     rollup = ",\n    ".join(f"{n} {'INTEGER' if is_int else real}" + ("" if n in ROLLUP_MAX else " NOT NULL")
                              for n, _, is_int in ROLLUP_MEASURES)
+    # SQLite: the rollups are clustered on their key (a date range is one contiguous read)
+    clustered = " WITHOUT ROWID" if d is SQLITE else ""
     return [
         "CREATE TABLE IF NOT EXISTS teams (team_id TEXT PRIMARY KEY, name TEXT NOT NULL)",
         "CREATE TABLE IF NOT EXISTS agents (agent_id TEXT PRIMARY KEY, name TEXT NOT NULL, team_id TEXT)",
@@ -225,32 +228,33 @@ def _tables(store: Store) -> list[str]:
         "CREATE INDEX IF NOT EXISTS calls_started_agent ON calls (started_at, agent_id)",
         f"""CREATE TABLE IF NOT EXISTS call_rollup (
     day TEXT NOT NULL,
-    device_id TEXT NOT NULL,
     agent_id TEXT NOT NULL,
     {rollup},
-    PRIMARY KEY (day, device_id, agent_id)
-)""",
+    PRIMARY KEY (day, agent_id)
+){clustered}""",
         "CREATE INDEX IF NOT EXISTS call_rollup_agent_day ON call_rollup (agent_id, day)",
-        "CREATE INDEX IF NOT EXISTS call_rollup_device_day ON call_rollup (device_id, day)",
         f"""CREATE TABLE IF NOT EXISTS call_rollup_month (
     month TEXT NOT NULL,
-    device_id TEXT NOT NULL,
     agent_id TEXT NOT NULL,
     {rollup},
-    PRIMARY KEY (month, device_id, agent_id)
-)""",
+    PRIMARY KEY (month, agent_id)
+){clustered}""",
         "CREATE INDEX IF NOT EXISTS call_rollup_month_agent ON call_rollup_month (agent_id, month)",
-        "CREATE INDEX IF NOT EXISTS call_rollup_month_device ON call_rollup_month (device_id, month)",
         f"""CREATE TABLE IF NOT EXISTS call_rollup_fleet (
     day TEXT PRIMARY KEY,
     {rollup}
 )""",
-        f"""CREATE TABLE IF NOT EXISTS dash_rollup_meta (
+        _meta_table(store),
+    ]
+
+
+def _meta_table(store: Store) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS dash_rollup_meta (
     id INTEGER PRIMARY KEY,
     version INTEGER NOT NULL,
-    pace_fast_syl_s {real} NOT NULL
-)""",
-    ]
+    pace_fast_syl_s {store.dialect.real} NOT NULL
+)"""
+
 
 
 _SEMI4, _SEMI8 = ";\n    ", ";\n        "
@@ -332,6 +336,15 @@ def ensure_schema(store: Store) -> None:
         with store.transaction() as conn:
             if store.dialect is not SQLITE:
                 conn.execute("SELECT pg_advisory_xact_lock(74201)")
+            # rollups of another format version have another layout: dropped (derived data),
+            # re-created below and rebuilt from the calls by ensure_rollup
+            conn.execute(_meta_table(store))
+            row = conn.execute("SELECT version FROM dash_rollup_meta WHERE id = 1").fetchone()
+            if row is not None and int(row[0]) != ROLLUP_VERSION:
+                log.info("dashboard rollup format %s → %s: dropping the old rollup tables", row[0], ROLLUP_VERSION)
+                for t in ("call_rollup", "call_rollup_month", "call_rollup_fleet"):
+                    conn.execute(f"DROP TABLE IF EXISTS {t}")
+                conn.execute("DELETE FROM dash_rollup_meta")
             for s in stmts:
                 conn.execute(s)
         backfill(store)
@@ -383,42 +396,47 @@ def lock_rollup(conn, store: Store) -> None:
 
 def reattribute(conn, store: Store, device_id: str, since: str, until: str | None) -> None:
     """Recompute ``calls.agent_id`` for one device's calls in [since, until) after an assignment
-    change, and that device's rollup rows for the days concerned (same transaction)."""
+    change, and the rollup rows of the agents concerned (before and after) for those days
+    (same transaction)."""
     lock_rollup(conn, store)
-    sql = f"UPDATE calls SET agent_id = {agent_at_sql('calls.device_id', 'calls.started_at')} " \
-          "WHERE device_id = ? AND started_at >= ?"
+    d = store.dialect
+    rng = "device_id = ? AND started_at >= ?"
     params: list = [device_id, since]
     if until is not None:
-        sql += " AND started_at < ?"
+        rng += " AND started_at < ?"
         params.append(until)
-    conn.execute(store.dialect.sql(sql), tuple(params))
-    refresh_rollup(conn, store, device_id, since[:10], until[:10] if until is not None else None)
+    agents_sql = d.sql(f"SELECT DISTINCT COALESCE(agent_id, '') FROM calls WHERE {rng}")
+    agents = {r[0] for r in conn.execute(agents_sql, tuple(params)).fetchall()}
+    conn.execute(d.sql(f"UPDATE calls SET agent_id = {agent_at_sql('calls.device_id', 'calls.started_at')} "
+                       f"WHERE {rng}"), tuple(params))
+    agents |= {r[0] for r in conn.execute(agents_sql, tuple(params)).fetchall()}
+    refresh_rollup(conn, store, sorted(agents), since[:10], until[:10] if until is not None else None)
 
 
-def refresh_rollup(conn, store: Store, device_id: str, first_day: str, last_day: str | None) -> None:
-    """Recompute the rollup rows of one device for the UTC days ``first_day``..``last_day``
-    (inclusive; None = every later day) from its stored calls."""
+def refresh_rollup(conn, store: Store, agent_ids: list[str], first_day: str, last_day: str | None) -> None:
+    """Recompute the day and month rollup rows of ``agent_ids`` ('' = calls without an agent)
+    for the UTC days ``first_day``..``last_day`` (inclusive; None = every later day) from their
+    stored calls (read through the ``(agent_id, started_at)`` index)."""
     d = store.dialect
-    params: list = [device_id, first_day]
-    dele = "DELETE FROM call_rollup WHERE device_id = ? AND day >= ?"
-    where = "c.device_id = ? AND c.started_at >= ?"
-    if last_day is not None:
-        dele += " AND day <= ?"
-        where += " AND c.started_at < ?"
-        params.append(last_day)
-        nxt = (date.fromisoformat(last_day) + timedelta(days=1)).isoformat()
-    conn.execute(d.sql(dele), tuple(params))
-    conn.execute(d.sql(_rollup_select(where)), tuple(params[:2] + ([nxt] if last_day is not None else [])))
-    # the device's month rows of those months, re-summed from its day rows
-    mparams: list = [device_id, first_day[:7]]
-    mdele = "DELETE FROM call_rollup_month WHERE device_id = ? AND month >= ?"
-    mwhere = "r.device_id = ? AND r.day >= ?"
-    if last_day is not None:
-        mdele += " AND month <= ?"
-        mwhere += " AND r.day < ?"
-    conn.execute(d.sql(mdele), tuple(mparams + ([last_day[:7]] if last_day is not None else [])))
-    conn.execute(d.sql(_months_from_days(mwhere)),
-                 tuple(mparams + ([last_day[:7] + "-99"] if last_day is not None else [])))
+    nxt = (date.fromisoformat(last_day) + timedelta(days=1)).isoformat() if last_day is not None else None
+    for agent in agent_ids:
+        who = "c.agent_id IS NULL" if agent == "" else "c.agent_id = ?"
+        who_p = [] if agent == "" else [agent]
+        dele, mdele = "DELETE FROM call_rollup WHERE agent_id = ? AND day >= ?", \
+            "DELETE FROM call_rollup_month WHERE agent_id = ? AND month >= ?"
+        where, mwhere = f"{who} AND c.started_at >= ?", "r.agent_id = ? AND r.day >= ?"
+        if last_day is not None:
+            dele += " AND day <= ?"
+            mdele += " AND month <= ?"
+            where += " AND c.started_at < ?"
+            mwhere += " AND r.day < ?"
+        bound = [] if last_day is None else [last_day]
+        conn.execute(d.sql(dele), (agent, first_day, *bound))
+        conn.execute(d.sql(_rollup_select(where)), (*who_p, first_day, *([] if nxt is None else [nxt])))
+        # the agent's month rows of those months, re-summed from its day rows
+        conn.execute(d.sql(mdele), (agent, first_day[:7], *([] if last_day is None else [last_day[:7]])))
+        conn.execute(d.sql(_months_from_days(mwhere)),
+                     (agent, first_day[:7], *([] if last_day is None else [last_day[:7] + "-99"])))
 
 
 def rollup_state(store: Store) -> tuple[int, float] | None:
@@ -445,7 +463,7 @@ def rebuild_rollup(store: Store, pace_fast_syl_s: float) -> int:
         conn.execute(_months_from_days("true"))
         conn.execute(_fleet_from_days("true"))
         n = int(conn.execute("SELECT COUNT(*) FROM call_rollup").fetchone()[0])
-    log.info("dashboard rollup rebuilt: %d day×device×agent rows in %.1f s", n, time.perf_counter() - t0)
+    log.info("dashboard rollup rebuilt: %d day × agent rows in %.1f s", n, time.perf_counter() - t0)
     return n
 
 
