@@ -127,3 +127,27 @@ def test_response_latency_median():
     t = track([(3.5, 6), (10.2, 12), (20, 22)], [(0, 3), (7, 10), (13, 15)])
     assert t.agent_response_latencies_s() == pytest.approx([0.5, 0.2, 5.0])
     assert t.latency_median_s() == pytest.approx(0.5)
+
+
+def test_hysteresis_block_shortcuts_match_frame_by_frame_steps():
+    import numpy as np
+    from pacelight.analysis.activity import ActivitySettings, _Hysteresis
+
+    rng = np.random.default_rng(5)
+    s = ActivitySettings()
+    fast, slow = _Hysteresis(s), _Hysteresis(s)
+    t = 0
+    for _ in range(3000):
+        mode = rng.integers(0, 4)  # silence, speech, mixed, sparse
+        p = (0.0, 0.97, 0.6, 0.1)[mode]
+        strong = rng.random(5) < p
+        weak = strong | (rng.random(5) < p)
+        fast.run(t, strong, weak)
+        for i in range(5):
+            slow.step(t + i, bool(strong[i]), bool(weak[i]))
+        t += 5
+        assert fast.earliest_start(t) == slow.earliest_start(t)
+    fast.flush(t)
+    slow.flush(t)
+    got, want = fast.take_closed(), slow.take_closed()
+    assert got == want and len(want) > 100

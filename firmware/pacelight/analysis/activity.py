@@ -138,27 +138,37 @@ class BandLevels:
 
 def frame_levels_db(frames: np.ndarray) -> np.ndarray:
     """RMS level of each frame (n, FRAME_SAMPLES) in dBFS (−100 for digital silence)."""
-    power = np.mean(np.square(frames, dtype=np.float64), axis=-1)
+    power = np.add.reduce(np.square(frames, dtype=np.float64), axis=-1) / frames.shape[-1]  # == np.mean
     return np.maximum(10.0 * np.log10(power + 1e-12), SILENCE_DB)
+
+
+def to_pcm16(frames: np.ndarray) -> bytes:
+    """Float samples (full scale ±1) → 16-bit little-endian PCM bytes, clipped."""
+    return np.minimum(np.maximum(frames * 32768.0, -32768), 32767).astype("<i2").tobytes()
 
 
 class Vad:
     """webrtcvad on 10 ms frames (lazy native import)."""
 
     def __init__(self, mode: int) -> None:
+        import _webrtcvad  # the native module behind webrtcvad.Vad
         import webrtcvad
 
         self._vad = webrtcvad.Vad(mode)
+        # Vad.is_speech only checks the buffer length (ours is fixed): call the native function.
+        self._process = _webrtcvad.process
+        self._handle = self._vad._vad
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
-        pcm = np.clip(frames * 32768.0, -32768, 32767).astype("<i2")
-        buf = pcm.tobytes()
+        return self.from_pcm(to_pcm16(frames))
+
+    def from_pcm(self, buf: bytes) -> np.ndarray:
+        """Decisions for consecutive 10 ms frames of 16-bit little-endian PCM."""
         step = FRAME_SAMPLES * 2
-        is_speech = self._vad.is_speech
-        return np.fromiter(
-            (is_speech(buf[i : i + step], SAMPLE_RATE_HZ) for i in range(0, len(buf), step)),
+        proc, h = self._process, self._handle
+        return np.array(
+            [proc(h, SAMPLE_RATE_HZ, buf[i : i + step], FRAME_SAMPLES) for i in range(0, len(buf), step)],
             dtype=bool,
-            count=len(frames),
         )
 
 
@@ -206,6 +216,20 @@ class _Hysteresis:
                 if self.closed and start < self.closed[-1][1]:
                     start = self.closed[-1][1]
                 self.open_start = start
+
+    def run(self, t0: int, strong: np.ndarray, weak: np.ndarray) -> None:
+        """``step`` over frames ``t0, t0 + 1, ...``, skipping the blocks where it cannot change
+        anything but counters (the common cases: silence, and the middle of a talk stretch)."""
+        n = len(strong)
+        if self.open_start is None and self.weak_run_start is None and not (weak.any() or strong.any()):
+            return  # idle and nothing heard: every step would leave the state as it is
+        if self.open_start is not None and t0 - self.last_strong <= self.hang and strong.all():
+            self.last_strong = t0 + n - 1  # open, within the hang, all strong: it just goes on
+            self.strong_in_run += n
+            return
+        step = self.step
+        for i, (st, wk) in enumerate(zip(strong.tolist(), weak.tolist(), strict=True)):
+            step(t0 + i, st, wk)
 
     def take_closed(self) -> list[tuple[int, int]]:
         out, self.closed = self.closed, []
@@ -318,21 +342,19 @@ class ChannelActivity:
             self._band_floors = self.band_floor.percentile(s.floor_percentile)
             self._band_gains = self.band_leak_gains_db()
         pred = _powsum_db(self._band_gains[None, :] + other_bmax, self._band_floors[None, :])
-        ex = eb - pred
-        top = ex.max(axis=1)
-        if s.band_agree <= 1:
-            return top, top
-        return top, np.partition(ex, -s.band_agree, axis=1)[:, -s.band_agree]
+        ex = np.sort(eb - pred, axis=1)
+        return ex[:, -1], ex[:, -s.band_agree]
 
     def process(self, frames: np.ndarray, e: np.ndarray, other_max_db: np.ndarray,
                 evidence: np.ndarray, other_level_db: float | None = None,
                 allowed: np.ndarray | None = None, eb: np.ndarray | None = None,
-                other_bmax: np.ndarray | None = None) -> None:
+                other_bmax: np.ndarray | None = None, pcm: bytes | None = None) -> None:
         """One block: ``e`` this channel's levels; ``other_max_db`` the other's max level over the
-        echo delay window; ``evidence`` frames where the other party is near its speech level."""
+        echo delay window; ``evidence`` frames where the other party is near its speech level;
+        ``pcm`` optionally ``frames`` already as 16-bit PCM (see ``to_pcm16``)."""
         s = self.s
         n = len(e)
-        vad = self.vad(frames)
+        vad = self.vad.from_pcm(to_pcm16(frames) if pcm is None else pcm)
         self.last_vad = vad
         floor = self.floor.percentile(s.floor_percentile)
         floor = float(np.min(e)) if floor is None else floor
@@ -371,10 +393,7 @@ class ChannelActivity:
         self.last_strong = strong
         self.floor.add(e, n)
         self.level.add(e[vad & echo_ok & (e >= floor + s.onset_above_floor_db)], 0)
-        t0 = self.frame_index
-        step = self.hyst.step
-        for i in range(n):
-            step(t0 + i, bool(strong[i]), bool(weak[i]))
+        self.hyst.run(self.frame_index, strong, weak)
         self.frame_index += n
 
     @property
@@ -414,17 +433,21 @@ class EchoGatedActivity:
         where the call-state classifier hears music, tones or an IVR prompt)."""
         e = frame_levels_db(frames)  # (n, 2)
         if self.bands is not None:
-            pw = np.concatenate([self._phist, self.bands(frames)])  # (k-1+n, 2, n_bands)
+            pw = self.bands(frames)  # (n, 2, n_bands)
             if self._smooth > 1:
+                pw = np.concatenate([self._phist, pw])  # (k-1+n, 2, n_bands)
                 self._phist = pw[-(self._smooth - 1) :]
                 pw = np.lib.stride_tricks.sliding_window_view(pw, self._smooth, axis=0).mean(axis=-1)
             v = np.concatenate([e[:, :, None], _db(pw)], axis=-1)  # (n, 2, 1 + n_bands)
         else:
             v = e[:, :, None]
         ext = np.concatenate([self._hist, v])
-        # Running max over the current and previous `lag` frames (vectorised sliding window).
-        vmax = np.lib.stride_tricks.sliding_window_view(ext, self.lag + 1, axis=0).max(axis=-1)
-        self._hist = ext[-self.lag :]
+        # Running max over the current and previous `lag` frames (one ufunc call per delay).
+        lag, n = self.lag, len(v)
+        vmax = ext[lag:].copy()
+        for k in range(lag):
+            np.maximum(vmax, ext[k : k + n], out=vmax)
+        self._hist = ext[-lag:]
         emax = vmax[:, :, 0]
         talking, levels = [], []
         for c, ch in enumerate(self.channels):
@@ -437,6 +460,9 @@ class EchoGatedActivity:
         bmax: list = [None, None]
         if self.bands is not None:
             eb, bmax = [v[:, 0, 1:], v[:, 1, 1:]], [vmax[:, 0, 1:], vmax[:, 1, 1:]]
-        self.channels[0].process(frames[:, 0], e[:, 0], emax[:, 1], talking[1], levels[1], al[0], eb[0], bmax[1])
-        self.channels[1].process(frames[:, 1], e[:, 1], emax[:, 0], talking[0], levels[0], al[1], eb[1], bmax[0])
+        pcm = np.minimum(np.maximum(frames.transpose(1, 0, 2) * 32768.0, -32768), 32767).astype("<i2")
+        self.channels[0].process(frames[:, 0], e[:, 0], emax[:, 1], talking[1], levels[1], al[0], eb[0], bmax[1],
+                                 pcm[0].tobytes())
+        self.channels[1].process(frames[:, 1], e[:, 1], emax[:, 0], talking[0], levels[0], al[1], eb[1], bmax[0],
+                                 pcm[1].tobytes())
         return e

@@ -22,14 +22,19 @@ class DecayingHistogram:
         self.counts = np.zeros(self.n_bins, dtype=np.float64)
         self.decay_per_frame = float(np.exp(-FRAME_S / time_constant_s))
         self.total_added = 0
+        self._cache: dict[float, float | None] = {}  # plain percentiles since the last change
 
     def add(self, values_db: np.ndarray, n_frames: int) -> None:
         """Age the histogram by ``n_frames`` and add ``values_db`` (any subset of those frames)."""
-        self.counts *= self.decay_per_frame**n_frames
+        if n_frames:
+            self.counts *= self.decay_per_frame**n_frames
+            self._cache.clear()
         if len(values_db):
-            idx = np.clip(((values_db - self.lo_db) / self.step_db).astype(np.int64), 0, self.n_bins - 1)
+            idx = ((values_db - self.lo_db) / self.step_db).astype(np.int64)
+            idx = np.minimum(np.maximum(idx, 0), self.n_bins - 1)  # np.clip, without its overhead
             self.counts += np.bincount(idx, minlength=self.n_bins)
             self.total_added += len(values_db)
+            self._cache.clear()
 
     def weight(self) -> float:
         return float(self.counts.sum())
@@ -37,6 +42,13 @@ class DecayingHistogram:
     def percentile(self, q: float, lo_db: float | None = None, hi_db: float | None = None) -> float | None:
         """The ``q`` (0..1) percentile in dB (optionally of the values within [lo_db, hi_db]),
         or None when empty."""
+        if lo_db is None and hi_db is None:
+            if q not in self._cache:
+                self._cache[q] = self._percentile(q, None, None)
+            return self._cache[q]
+        return self._percentile(q, lo_db, hi_db)
+
+    def _percentile(self, q: float, lo_db: float | None, hi_db: float | None) -> float | None:
         counts = self.counts
         first = 0
         if lo_db is not None or hi_db is not None:

@@ -204,17 +204,7 @@ class TalkFrames:
         if upto <= self._emitted:
             return np.zeros(0, dtype=bool)
         lo, hi = self._emitted - self._start, upto - self._start
-        bridged = self._raw.copy()
-        act = np.flatnonzero(self._raw)
-        if self._last_active > -(10**8):
-            act = np.concatenate([[self._last_active - self._start], act])
-        if len(act) > 1:
-            for g in np.flatnonzero((np.diff(act) > 1) & (np.diff(act) - 1 < BRIDGE_FRAMES)):
-                bridged[max(act[g] + 1, 0) : act[g + 1]] = True
-        out = bridged[lo:hi]
-        released = np.flatnonzero(self._raw[lo:hi])
-        if len(released):
-            self._last_active = self._emitted + int(released[-1])
+        out = self._bridged(lo, hi)
         self._emitted = upto
         # Keep BRIDGE_FRAMES of history behind the release point.
         drop = max(0, self._emitted - BRIDGE_FRAMES - self._start)
@@ -222,3 +212,22 @@ class TalkFrames:
             self._raw = self._raw[drop:]
             self._start += drop
         return out
+
+    def _bridged(self, lo: int, hi: int) -> np.ndarray:
+        """Flags of raw frames [lo, hi) with short pauses bridged; updates ``_last_active``."""
+        if not self._raw[lo:].any():
+            return np.zeros(hi - lo, dtype=bool)  # nothing active from here on: no pause to bridge
+        if self._raw[lo:hi].all():
+            self._last_active = self._start + hi - 1
+            return np.ones(hi - lo, dtype=bool)
+        bridged = self._raw.copy()
+        act = np.flatnonzero(self._raw)
+        if self._last_active > -(10**8):
+            act = np.concatenate([[self._last_active - self._start], act])
+        if len(act) > 1:
+            for g in np.flatnonzero((np.diff(act) > 1) & (np.diff(act) - 1 < BRIDGE_FRAMES)):
+                bridged[max(act[g] + 1, 0) : act[g + 1]] = True
+        released = np.flatnonzero(self._raw[lo:hi])
+        if len(released):
+            self._last_active = self._start + lo + int(released[-1])
+        return bridged[lo:hi]
