@@ -154,6 +154,21 @@ def test_emodb_sanity_on_a_few_held_out_clips():
 
 
 @pytest.mark.skipif(not (default_data_dir() / "emodb_syllables.csv").exists(), reason="no shared EmoDB data")
+def test_emodb_syllable_spans_follow_onsets_pauses_and_speech_end():
+    clips = load_emodb(splits=("train", "val", "test"))
+    assert all(c.emotion for c in clips)
+    for c in clips:
+        spans = c.syllable_spans_s()
+        assert len(spans) == c.syllables
+        assert spans[0][0] == pytest.approx(c.speech_start_s, abs=1e-3)
+        assert all(a < b <= c.speech_end_s + 1e-9 for a, b in spans)
+    paused = next(c for c in clips if c.pauses_s)
+    lo, _hi = paused.pauses_s[0]
+    # the syllable before a labelled pause ends where the pause starts
+    assert any(b == pytest.approx(lo) for _a, b in paused.syllable_spans_s())
+
+
+@pytest.mark.skipif(not (default_data_dir() / "emodb_syllables.csv").exists(), reason="no shared EmoDB data")
 def test_calibration_constant_matches_a_refit_on_emodb_train():
     from pacelight.pace import CALIBRATION_SCALE
     from pacelight.pace.calibrate import fit_calibration

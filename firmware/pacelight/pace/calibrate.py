@@ -57,6 +57,8 @@ class EmoClip:
     pauses_s: tuple[tuple[float, float], ...]
     truncated: bool
     vocalic_syllables: int = 0  # labels that contain a vowel letter
+    emotion: str = ""  # manifest emotion (benchmark breakdowns only)
+    onsets_s: tuple[float, ...] = ()  # labelled syllable onsets on the clip's timeline
 
     @property
     def rate_syl_s(self) -> float:
@@ -69,6 +71,22 @@ class EmoClip:
         for lo, hi in self.pauses_s:
             a &= ~((t >= lo) & (t < hi))
         return a
+
+    def syllable_spans_s(self) -> list[tuple[float, float]]:
+        """(start, end) of each counted syllable: onset to the next onset, labelled pause or speech end.
+
+        Onsets are phonetic boundaries (start of the onset consonant); only the first ``syllables``
+        onsets are used (a truncated clip's truth stops at the cut).
+        """
+        on = list(self.onsets_s[:self.syllables])
+        out = []
+        for i, a in enumerate(on):
+            b = on[i + 1] if i + 1 < len(on) else self.speech_end_s
+            for lo, _hi in self.pauses_s:
+                if a < lo < b:
+                    b = lo
+            out.append((a, b))
+        return out
 
     def load(self) -> np.ndarray:
         import soundfile as sf
@@ -92,9 +110,11 @@ def load_emodb(data_dir: Path | None = None, splits: tuple[str, ...] = ("train",
                 continue
             pauses = tuple(tuple(float(v) for v in p.split("-")) for p in r["pauses_s"].split(";") if p)
             vocalic = sum(1 for lab in r["labels"].split() if _VOWEL.search(lab))
+            onsets = tuple(float(v) for v in r["onsets_s"].split())
             out.append(EmoClip(d / r["path"], m["speaker"], m["split"], int(r["syllables"]),
                                float(r["speech_s"]), float(r["speech_start_s"]), float(r["speech_end_s"]),
-                               pauses, r["truncated"] == "yes", vocalic))  # type: ignore[arg-type]
+                               pauses, r["truncated"] == "yes", vocalic,  # type: ignore[arg-type]
+                               m["emotion"], onsets))
     return out
 
 

@@ -26,6 +26,19 @@ The raw count is multiplied by one global calibration factor (``PaceSettings.cal
 hand-labelled realised syllables); the product default is :data:`DEFAULT_CALIBRATION` = 1.0, see
 the note there.
 
+Known limit (measured 2026-11-23, docs/benchmarks.md "Error diagnosis"): on single ≤ 2 s EmoDB
+utterances the per-utterance rate correlates only r ≈ 0.62 with the truth (count r ≈ 0.78), and
+all of that error is in the count, not the voiced time: syllables shorter than ~120 ms are often
+missed and ones longer than ~300 ms often split, which compresses the rate range (slope ≈ 0.5).
+Throwaway sweeps on the train speakers (dip 1–4 dB, smoothing 1/3/5 frames, plain bands
+250–3400 Hz, top 2–7 sub-bands, voicing 0.2–0.75 and ±10–30 ms, silence threshold 20–40 dB,
+envelope × voicing or × band/total ratio, one-sided DJW dips, spectral-change-gated dips, a
+per-clip rate-adaptive dip, positive spectral flux, Laplacian-of-Gaussian blobs, envelope
+modulation spectrum, averaging several variants): none exceeded train r 0.73 (held-out 0.68),
+and the intensity variants' count errors correlate 0.75–0.94 with each other. Whole-call and ≥ 20 s
+rates are fine (errors average out); per-utterance accuracy on 2 s clips needs a different kind
+of detector, not a re-tune of this one.
+
 Streaming: audio arrives in blocks of any size; frames are buffered and analysed in fixed
 internal chunks of ``chunk_frames`` frames (vectorised numpy per chunk; a Python loop runs only
 over the few envelope extrema), so results are bit-identical however the caller blocks its
