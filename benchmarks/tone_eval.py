@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.tone_eval", description=__doc__.splitlines()[0])
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = ap.parse_args(argv)
-    from pacelight.tone.model import ToneModel, default_model_path
+    from pacelight.tone.model import RUNTIMES, ToneModel, default_model_path
 
     default = default_model_path()
     candidates = {p.stem: p for p in sorted(MODELS.glob("tone-*.tflite"))}
@@ -101,16 +101,22 @@ def main(argv: list[str] | None = None) -> int:
         else:
             res = {"clean": _metrics(clips, _clip_probs(m, inputs[0])),
                    "telephone": _metrics(clips, _clip_probs(m, inputs[5])),
-                   "kb": path.stat().st_size / 1024, "ms": _speed_ms(m), "runtime": m.runtime,
-                   "ms_other": _speed_ms(ToneModel(path, num_threads=1, runtime=(
-                       "ai_edge_litert" if m.runtime == "tflite_runtime" else "tflite_runtime")))}
+                   "kb": path.stat().st_size / 1024, "runtime": m.runtime,
+                   "ms_by_runtime": {rt: _speed_ms(ToneModel(path, num_threads=1, runtime=rt)) for rt in RUNTIMES}}
+            res["ms"] = max(res["ms_by_runtime"].values())  # the target holds for both interpreters
+            if path == default:  # the same accuracy with each other interpreter (the Pi runs tflite_runtime)
+                res["other_runtimes"] = {}
+                for rt in (r for r in RUNTIMES if r != m.runtime):
+                    mo = ToneModel(path, num_threads=1, runtime=rt)
+                    res["other_runtimes"][rt] = {"clean": _metrics(clips, _clip_probs(mo, inputs[0]))["all"],
+                                                 "telephone": _metrics(clips, _clip_probs(mo, inputs[5]))["all"]}
             seen[digest] = res
         results[stem] = res
         print(f"[tone_eval] {stem}: {json.dumps(res['clean']['all'])} tel {json.dumps(res['telephone']['all'])}"
               f" {res['kb']:.0f} KB {res['ms']:.2f} ms", flush=True)
         c, t = res["clean"], res["telephone"]
         rows.append([stem + (" (default)" if path == default else ""), f"{res['kb']:.0f}",
-                     f"{res['ms']:.2f} / {res['ms_other']:.2f}",
+                     " / ".join(f"{res['ms_by_runtime'][rt]:.2f}" for rt in RUNTIMES),
                      c["all"]["uar"], c["all"]["spearman"], c["emodb"]["uar"], c["ravdess"]["uar"],
                      *(c[g]["uar"] for g in ("emodb/female", "emodb/male", "ravdess/female", "ravdess/male")),
                      t["all"]["uar"], t["all"]["spearman"]])
@@ -139,20 +145,25 @@ def main(argv: list[str] | None = None) -> int:
         f"UAR ≥ {TARGET_UAR}": d["clean"]["all"]["uar"] >= TARGET_UAR,
         f"Spearman ≥ {TARGET_RHO}": d["clean"]["all"]["spearman"] >= TARGET_RHO,
         f"size ≤ {TARGET_KB} KB": d["kb"] <= TARGET_KB,
-        f"≤ {TARGET_MS} ms/inference": d["ms"] <= TARGET_MS,
+        f"≤ {TARGET_MS} ms/inference (both interpreters)": d["ms"] <= TARGET_MS,
         "int8 within 2 points of float": (drop is not None and drop <= TARGET_DROP),
     }
     ok = all(checks.values())
     body = [
-        f"Default model: `{default.name}` ({d['runtime']}, 1 thread; ms = best of 9 batches of 50 "
-        "inferences incl. quantisation, on a machine shared with other jobs). Test speakers only (manifest `split=test`: "
+        f"Default model: `{default.name}`; accuracy with the default interpreter ({d['runtime']}); "
+        "ms = best of 9 batches of 50 inferences incl. quantisation, 1 thread, per interpreter, on a machine "
+        "shared with other jobs. Test speakers only (manifest `split=test`: "
         f"EmoDB 03, 08; RAVDESS 21–24), {len(clips)} utterances, `excluded` (disgust) skipped. Clip-level "
         "prediction = mean of 2 s window probabilities (1 s hop), score = P(high) + ½·P(neutral). "
         "UAR = unweighted average recall over low/neutral/high; ρ = Spearman(score, arousal ordinal). "
         "Telephone = 8 kHz, 300–3400 Hz, 8-bit μ-law, back to 16 kHz.",
         "",
-        table(["model", "KB", "ms/inf (tflite_runtime / litert)", "UAR", "ρ", "UAR EmoDB", "UAR RAVDESS", "EmoDB ♀", "EmoDB ♂",
+        table(["model", "KB", f"ms/inf ({' / '.join(RUNTIMES)})", "UAR", "ρ", "UAR EmoDB", "UAR RAVDESS", "EmoDB ♀", "EmoDB ♂",
                "RAVDESS ♀", "RAVDESS ♂", "UAR tel.", "ρ tel."], rows),
+        "",
+        *(f"Default model with {rt} instead (the Pi's interpreter is tflite_runtime): UAR {o['clean']['uar']:.3f}, "
+          f"ρ {o['clean']['spearman']:.3f}; telephone UAR {o['telephone']['uar']:.3f}, ρ {o['telephone']['spearman']:.3f}."
+          for rt, o in d.get("other_runtimes", {}).items()),
         "",
         "Float vs int8 (same training run, test speakers, UAR and ρ):",
         "",

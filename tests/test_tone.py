@@ -162,6 +162,16 @@ def test_model_loads_with_both_runtimes_and_applies_int8_params(runtime, model):
     assert m.name().startswith("tone-") and "1.0.0" in m.name()
 
 
+def test_runtime_preference_and_override(monkeypatch, model):
+    # both installed (dev): ai_edge_litert (int8 via XNNPACK) first; the env var selects the Pi's one
+    monkeypatch.delenv("PACELIGHT_TFLITE_RUNTIME", raising=False)
+    assert ToneModel(model.path).runtime == "ai_edge_litert"
+    monkeypatch.setenv("PACELIGHT_TFLITE_RUNTIME", "tflite_runtime")
+    assert ToneModel(model.path).runtime == "tflite_runtime"
+    monkeypatch.setenv("PACELIGHT_TFLITE_RUNTIME", "ai_edge_litert")
+    assert ToneModel(model.path).runtime == "ai_edge_litert"
+
+
 def test_default_model_is_shipped_and_small(monkeypatch):
     monkeypatch.delenv("PACELIGHT_TONE_MODEL", raising=False)
     p = default_model_path()

@@ -1,9 +1,19 @@
 """The int8 TFLite arousal model at run time (no TensorFlow).
 
-Loads with ``tflite_runtime.interpreter`` (as on the Pi) and falls back to
-``ai_edge_litert.interpreter``; both are imported lazily, on first load. Input: one normalised
-log-mel window (``features.normalize_window``), quantised with the model's input scale/zero point;
-output: dequantised class probabilities low/neutral/high and a 0–1 arousal score.
+Two interpreters can run the model, both imported lazily, on first load: ``tflite_runtime`` 2.14 (what
+the product installs on the Pi, Python 3.11 aarch64) and ``ai_edge_litert`` (its successor; installed
+where no tflite-runtime wheel exists, and by the ``dev`` extra). When both are installed,
+``ai_edge_litert`` is used: it runs this int8 model through its XNNPACK delegate (~0.2 ms per window
+on this x86 machine), while tflite_runtime 2.14 applies no delegate to it and runs the int8 depthwise
+convolutions with portable (non-SIMD) kernels on x86 (~1.7 ms; its ARM build has NEON kernels
+for them — not measured on a Pi).
+``PACELIGHT_TFLITE_RUNTIME=tflite_runtime`` (or the ``runtime`` argument) selects tflite_runtime.
+The two agree to within a few output quantisation steps (on the looped benchmark call 9 of 440
+one-second labels differ, max score difference 0.03); benchmarks/tone_eval.py reports accuracy with
+the default and speed with both.
+
+Input: one normalised log-mel window (``features.normalize_window``), quantised with the model's
+input scale/zero point; output: dequantised class probabilities low/neutral/high and a 0–1 arousal score.
 """
 
 from __future__ import annotations
@@ -52,15 +62,16 @@ def default_model_path() -> Path:
                          f"or set {ENV_MODEL}")
 
 
-RUNTIMES = ("tflite_runtime", "ai_edge_litert")
+RUNTIMES = ("ai_edge_litert", "tflite_runtime")  # preference order (see the module docstring)
+ENV_RUNTIME = "PACELIGHT_TFLITE_RUNTIME"
 
 
 def _make_interpreter(path: Path, num_threads: int):
-    """The first runtime that loads the model: tflite_runtime (as on the Pi), then ai_edge_litert.
-    ``PACELIGHT_TFLITE_RUNTIME=ai_edge_litert`` puts that one first (it has faster int8 kernels on
-    x86; benchmarks/pipeline_speed.py measures both)."""
+    """The first runtime that loads the model: ai_edge_litert (int8 through XNNPACK), then
+    tflite_runtime (the Pi's). ``PACELIGHT_TFLITE_RUNTIME=tflite_runtime`` puts that one first;
+    benchmarks/pipeline_speed.py and tone_eval.py measure both."""
     errors = []
-    first = os.environ.get("PACELIGHT_TFLITE_RUNTIME", "")
+    first = os.environ.get(ENV_RUNTIME, "")
     order = sorted(RUNTIMES, key=lambda r: r != first)
     for mod_name in (f"{r}.interpreter" for r in order):
         try:
@@ -92,7 +103,8 @@ def score_from_probs(p: np.ndarray) -> np.ndarray:
 class ToneModel:
     """One loaded int8 model. ``predict_window((200, 40) normalised log-mel) -> Prediction``.
 
-    ``runtime`` forces ``"tflite_runtime"`` or ``"ai_edge_litert"`` (default: the first that works).
+    ``runtime`` forces ``"tflite_runtime"`` or ``"ai_edge_litert"`` (default: the first that works in
+    :data:`RUNTIMES` order, or ``$PACELIGHT_TFLITE_RUNTIME`` first).
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, runtime: str | None = None,
@@ -103,7 +115,7 @@ class ToneModel:
         if runtime is None:
             self._interp, self.runtime = _make_interpreter(self.path, num_threads)
         else:
-            if runtime not in ("tflite_runtime", "ai_edge_litert"):
+            if runtime not in RUNTIMES:
                 raise ValueError(f"unknown runtime {runtime!r}")
             import importlib
 
