@@ -95,6 +95,8 @@ class CallStateSettings:
     tone_spread_max_db: float = 10.0  # a call-progress tone's frames stay within this level range
     tone_hold_s: float = 4.5  # after a tone, receive-path frames at the tone's level stay excluded
     tone_level_db: float = 4.0  # two-tone beating moves 10 ms levels by a few dB
+    tone_gap_frames: int = 4  # receive-path tone flags: gaps of up to this many frames are bridged
+    tone_edge_frames: int = 2  # a call-progress tone run's onset/decay frames cut with it
     # A receive-path tone run this long (at one level): arms the level rule and cuts its frames;
     # before the conversation and before any receive-path speech, the IVR (ringback).
     machine_tone_s: float = 0.3
@@ -115,7 +117,12 @@ class CallStateSettings:
     music_mask_decisions: int = 2  # this many music decisions in a row mask the receive path at once
     hold_min_music_s: float = 2.0
     hold_release_s: float = 3.0
+    hold_onset_s: float = 0.5  # a hold starts with the sound run its first music frame is part of
+    hold_tail_gap_s: float = 0.2  # ... and ends with the sound after its last music up to such a pause
+    bed_gap_s: float = 0.02  # sound after ≥ 2 music decisions without such a gap is hold evidence too
     ivr_gap_s: float = 1.5
+    rx_resume_s: float = 0.5  # receive-path speech after a hang-up tone that resumes the conversation
+    ivr_min_s: float = 0.1  # receive-path sound that opens an IVR stretch lasts at least this long
     agent_first_talk_s: float = 0.5  # agent talk that ends an IVR (receive path quiet meanwhile)
     agent_long_talk_s: float = 2.0  # ... or this much agent talk whatever the receive path does
     rx_quiet_below_machine_db: float = 15.0  # "quiet": this far under the machine's (prompt's) level
@@ -136,7 +143,8 @@ class CallStateSettings:
         if not 0.0 < self.tone_peak_share <= 1.0 or not 0.0 < self.tone_stationarity <= 1.0:
             raise ValueError("tone_peak_share and tone_stationarity must be within (0, 1]")
         for name in ("tone_min_s", "tone_hold_s", "machine_tone_s", "hold_release_s", "mute_min_s",
-                     "agent_first_talk_s", "ivr_gap_s", "floor_time_constant_s", "floor_hold_s"):
+                     "agent_first_talk_s", "ivr_gap_s", "ivr_min_s", "floor_time_constant_s", "floor_hold_s",
+                     "hold_onset_s", "hold_tail_gap_s", "bed_gap_s", "rx_resume_s", "tone_gap_frames", "tone_edge_frames"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
 
@@ -239,10 +247,11 @@ class ContextDecider:
         self.tone_run = np.zeros(n_channels, int)  # receive path only
         self.run_min = max(1, int(round(s.machine_tone_s / FRAME_S)))
         self.p90_db = np.full(n_channels, SILENCE_DB)
+        self.rx_tone_ctx = np.zeros(self.W, bool)
 
-    def tone_ring(self, c: int) -> np.ndarray:
-        """Tone flags of channel ``c`` over the last ``context_s`` (up to the last decision)."""
-        return self._tone[c]
+    def tone_ring(self) -> np.ndarray:
+        """Bridged receive-path tone flags over the last ``context_s`` (up to the last decision)."""
+        return self.rx_tone_ctx
 
     def decide(self, levels: np.ndarray, stat: np.ndarray, tone: np.ndarray) -> None:
         s, W, m = self.s, self.W, len(levels)
@@ -270,17 +279,19 @@ class ContextDecider:
         act = lev >= (p90 - s.active_db)[:, None]
         n_act = np.maximum(act.sum(1), 1)
         ms = (st * act).sum(1) / n_act
+        # Receive path: audible tone frames (not a hum in the line noise) with gaps of up to
+        # tone_gap_frames bridged (two-tone beating minima, μ-law and window phase break single
+        # frames of ringback and busy tones; tonal vowels do not form long runs even so).
+        t1 = _bridge(tn[1] & (lev[1] >= self.floor_db[1] + s.audible_db), s.tone_gap_frames)
+        self.rx_tone_ctx = t1
+        tn = np.stack([tn[0], t1])
         tone_share = (tn & act).sum(1) / n_act
         self.tone_frames = tn.sum(1)
-        # Receive path: the longest tone run in the context (single-frame gaps bridged; call-progress
-        # tones are continuous for ≥ 0.2 s, busy 0.5 s on, tonal vowels are not) and the level
-        # spread of its audible tone frames (a call-progress tone sits at one level).
+        # The longest receive-path tone run in the context (call-progress tones are continuous for
+        # ≥ 0.2 s, busy 0.5 s on) and the level spread of its tone frames (one level).
         self.tone_run[1], self.tone_spread_db[1] = 0, np.inf
         if self.tone_frames[1] >= self.run_min:
-            t1 = tn[1] & (lev[1] >= self.floor_db[1] + s.audible_db)  # not a hum in the line noise
-            b = t1.copy()
-            b[1:-1] |= t1[:-2] & t1[2:]
-            e = np.flatnonzero(np.diff(np.concatenate(([False], b, [False])).astype(np.int8)))
+            e = np.flatnonzero(np.diff(np.concatenate(([False], t1, [False])).astype(np.int8)))
             self.tone_run[1] = int((e[1::2] - e[::2]).max(initial=0))
             tl = np.sort(lev[1, t1 & act[1]])
             if len(tl) >= 2:
@@ -297,6 +308,21 @@ class ContextDecider:
         bed = ((bed_db >= self.floor_db + s.bed_above_floor_db) & (bed_db >= p90 - s.bed_below_p90_db)
                & ((st * q).sum(1) / nq >= s.bed_stationarity))
         self.music = loud & (tone_share < 0.5) & (((ms >= s.music_stationarity) & (dip <= s.music_dip_share)) | bed)
+
+
+def _bridge(flags: np.ndarray, gap: int) -> np.ndarray:
+    """``flags`` with runs of at most ``gap`` False frames between two True frames set True."""
+    e = np.flatnonzero(np.diff(np.concatenate(([False], flags, [False])).astype(np.int8)))
+    if len(e) < 4:
+        return flags
+    starts, ends = e[2::2], e[1:-1:2]  # the next run's start, the previous run's end
+    fill = (starts - ends) <= gap
+    if not fill.any():
+        return flags
+    d = np.zeros(len(flags) + 1, np.int32)
+    d[ends[fill]] += 1
+    d[starts[fill]] -= 1
+    return flags | (np.cumsum(d[:-1]) > 0)
 
 
 def _runs(open_start: int | None, flags: np.ndarray, t0: int) -> tuple[list[tuple[int, int]], int | None]:
@@ -362,6 +388,14 @@ class CallStateTracker:
         self._hold_first: int | None = None
         self._run_first: int | None = None  # first frame of the current music run
         self._last_music = -(10**9)
+        self._last_silent = -1  # last inaudible receive-path frame analysed
+        self._onset = int(round(s.hold_onset_s / FRAME_S))
+        self._gapf = max(1, int(round(s.hold_tail_gap_s / FRAME_S)))
+        self._tail_end = 0  # end of the sound that continues the last music without a pause
+        self._tail_open = False
+        self._tail_gap = 0
+        self._bed_open = False
+        self._bedf = max(1, int(round(s.bed_gap_s / FRAME_S)))
         self.holds: list[tuple[int, int]] = []
         self.conversation_started = False  # the agent has talked agent_first_talk_s (rx quiet)
         self.ivr_active = False  # machine evidence seen, the agent has not talked since
@@ -371,6 +405,7 @@ class CallStateTracker:
         self._ivr: list[tuple[int, int]] = []
         self._ivr_open: list[int] | None = None
         self._ivr_gap = int(round(s.ivr_gap_s / FRAME_S))
+        self._ivr_min = max(1, int(round(s.ivr_min_s / FRAME_S)))
         self._mute_start: int | None = None
         self._mute_floor = np.nan
         self._music_streak = 0  # consecutive music decisions on the receive path
@@ -383,6 +418,8 @@ class CallStateTracker:
         self._tone_level = SILENCE_DB
         self._rx_speech_frames = 0
         self._tone_runs: list[tuple[int, int]] = []  # recent call-progress tone runs (both channels)
+        self._ended_at: int | None = None  # a call-progress tone after the conversation: hung up
+        self._rx_after_end = 0
         self._excluded: list[tuple[int, int]] = []  # recent receive-path stretches that are not talk
         self.classes: list[np.ndarray] = []  # optional record (keep_classes)
         self.keep_classes = False
@@ -403,8 +440,8 @@ class CallStateTracker:
 
     @property
     def quiet_for_cues(self) -> bool:
-        """On hold or in an IVR stretch: no cues."""
-        return self.on_hold or self.ivr_active
+        """On hold, in an IVR stretch or after the far end hung up (busy tone): no cues."""
+        return self.on_hold or self.ivr_active or self._ended_at is not None
 
     def process(self, frames: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
         """One block (n, 2, FRAME_SAMPLES), optional levels (n, 2) dBFS → ``allowed`` (n, 2) bool.
@@ -450,22 +487,32 @@ class CallStateTracker:
         self.classifier.decide(levels, np.stack([np.zeros(m), st4], axis=1), tone)
         floor = self.classifier.floor_db
         audible = levels >= floor + s.audible_db
+        rx_tone_b = self.classifier.tone_ring()[-m:]  # bridged (beating minima, μ-law)
         cls = np.where(audible, SPEECH, SILENCE).astype(np.int8)
         cls[audible[:, 1] & self.classifier.music[1], 1] = MUSIC
         cls[tone] = TONE
+        cls[rx_tone_b, 1] = TONE
         if self.keep_classes:
             self.classes.append(cls)
         sustained = bool(self.classifier.tone_run[1] >= self._machine_tone
                          and self.classifier.tone_spread_db[1] <= s.tone_spread_max_db)
-        music = self.on_hold or bool(self.classifier.music[1])
-        if sustained and rx_tone.any() and not music:  # a call-progress tone (not a sung note): level
-            idx = np.flatnonzero(rx_tone)  # rule, and its frames are not talk
+        # Not a sung note: no music decided now, and on hold the music stopped a while ago.
+        music = bool(self.classifier.music[1]) or (self.on_hold and t0 + m - self._hold_evidence() < self._onset)
+        if sustained and rx_tone_b.any() and not music:  # a call-progress tone (not a sung note): level
+            idx = np.flatnonzero(rx_tone_b)  # rule, and its frames (with onset and decay) are not talk
             self._tone_until = t0 + int(idx[-1]) + int(round(s.tone_hold_s / FRAME_S))
-            self._tone_level = float(np.median(levels[rx_tone, 1]))
-            ring = self.classifier.tone_ring(1)  # the whole context: the tone's first frames too
+            lt = levels[rx_tone & audible[:, 1], 1]
+            self._tone_level = float(np.median(lt if len(lt) else levels[rx_tone_b, 1]))
+            ring = self.classifier.tone_ring()  # the whole context: the tone's first frames too
             runs, _open = _runs(None, np.concatenate([ring, [False]]), t0 + m - len(ring))
+            g = s.tone_edge_frames
+            runs = [(a - g, b + g) for a, b in runs]
             self._excluded += runs
             self._tone_runs += runs
+            if self.conversation_started and self._ended_at is None and runs:  # busy: the far end hung up
+                self._ended_at = runs[-1][0]
+                self._rx_after_end = 0
+                log.debug("call state: far end hung up at %.2f s", self._ended_at * FRAME_S)
         # ---- machine evidence: ringback before the conversation, or the agent's DTMF digits
         ring = sustained and not self.conversation_started and self._rx_speech_frames < self._machine_tone
         if ring or self.classifier.tone_frames[0] >= self._tone_min:
@@ -482,19 +529,60 @@ class CallStateTracker:
         # ---- hold: music on the receive path
         if self.classifier.tone_frames[1] == 0:  # receive-path speech (not ringback onsets and gaps)
             self._rx_speech_frames += int((cls[:, 1] == SPEECH).sum())
+        if self._ended_at is not None:  # receive-path speech after the tone: a call again
+            after = np.arange(t0, t0 + m) > self._tone_until
+            self._rx_after_end += int(((cls[:, 1] == SPEECH) & after).sum())
+            if self._rx_after_end * FRAME_S >= s.rx_resume_s:
+                self._ended_at = None
         cm = cls[:, 1] == MUSIC
-        self._music_hist = np.concatenate([self._music_hist, cm])[-self._hw :]
+        sil = np.flatnonzero(~audible[:, 1])
         if cm.any():
             idx = np.flatnonzero(cm)
             if self._run_first is None or t0 + idx[0] - self._last_music > self._hrel:
-                self._run_first = t0 + int(idx[0])
+                # The music's onset: the sound run it starts with (frames before the first music
+                # decision), back to the last silent frame, at most hold_onset_s earlier.
+                before = sil[sil < idx[0]]
+                last_sil = t0 + int(before[-1]) if len(before) else self._last_silent
+                first = t0 + int(idx[0])
+                self._run_first = max(first - self._onset, last_sil + 1, 0)
             self._last_music = t0 + int(idx[-1])
+            self._tail_end = self._last_music + 1
+            self._tail_open = True
+            self._tail_gap = 0
+            self._bed_open = self._music_streak >= s.music_mask_decisions
+        if self._tail_open:  # after the music, the sound that continues without a pause belongs to it
+            start = self._tail_end - t0
+            start = max(start, 0)
+            a = audible[start:, 1] & (cls[start:, 1] != TONE)
+            if len(a):
+                k = np.arange(1, len(a) + 1)
+                run = k - np.maximum.accumulate(np.where(a, k, 0))
+                run += np.where(np.maximum.accumulate(a), 0, self._tail_gap)  # silence carried over
+                stop = np.flatnonzero(run >= self._gapf)
+                if len(stop):
+                    self._tail_open = False
+                    a = a[: stop[0]]
+                aud = np.flatnonzero(a)
+                if len(aud):
+                    self._tail_end = t0 + start + int(aud[-1]) + 1
+                if self._bed_open:  # a spoken or sung passage over the music bed (never at the
+                    brk = np.flatnonzero(run[: len(a)] >= self._bedf)  # floor): hold evidence too
+                    if len(brk):
+                        self._bed_open = False
+                    bed = np.flatnonzero(a[: brk[0] if len(brk) else len(a)])
+                    if len(bed):
+                        cm[start : start + int(bed[-1]) + 1] = True
+                self._tail_gap = int(run[-1])
+        self._music_hist = np.concatenate([self._music_hist, cm])[-self._hw :]
+        if len(sil):
+            self._last_silent = t0 + int(sil[-1])
         t_end = t0 + m
         if not self.on_hold:
             if int(self._music_hist.sum()) >= self._hmin:
                 self.on_hold = True
-                self._hold_first = self._run_first if self._run_first is not None else t0
-        elif t_end - self._last_music > self._hrel:
+                first = self._run_first if self._run_first is not None else t0
+                self._hold_first = max(first, self.holds[-1][1]) if self.holds else first
+        elif t_end - self._hold_evidence() > self._hrel:
             self._close_hold()
         # ---- IVR: receive-path sound (not music, not tone) while a machine is on the line
         if self.ivr_active and not self.on_hold:
@@ -507,7 +595,7 @@ class CallStateTracker:
                 for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
                     if self._ivr_open is not None and a - self._ivr_open[1] <= gap:
                         self._ivr_open[1] = b
-                    else:
+                    elif b - a >= self._ivr_min:  # not a stray frame (a tone's decay, a click)
                         self._close_ivr()
                         self._ivr_open = [a, b]
         # ---- mute: the agent channel far below its own noise floor after the agent has spoken
@@ -542,9 +630,11 @@ class CallStateTracker:
         the prompt, which ends the IVR, is kept)."""
         if not closed:
             return closed
-        if self.ivr_active and (self._ivr_open is None or self.frame_index - self._ivr_open[1] <= self._ivr_gap):
+        if self.ivr_active and (self._ivr_open is None or self.frame_index - self._ivr_open[1] <= self._ivr_gap
+                                or self.frame_index <= self._tone_until):
             return []  # ringing before a prompt, or a prompt playing: keep only what stays open
-        return _cut(closed, self._tone_runs) if self._tone_runs else closed
+        cut = self._tone_runs if self._ended_at is None else [*self._tone_runs, (self._ended_at, 1 << 62)]
+        return _cut(closed, cut) if cut else closed
 
     def trim_customer(self, closed: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """The customer's closed raw stretches (frame intervals) minus the receive-path stretches
@@ -554,6 +644,8 @@ class CallStateTracker:
         cut = list(self._excluded)
         if self.on_hold and self._hold_first is not None:
             cut.append((self._hold_first, 1 << 62))
+        elif self._music_streak >= self.s.music_mask_decisions and self._run_first is not None:
+            cut.append((self._run_first, 1 << 62))  # music masks the receive path: from its onset
         if self._ivr_open is not None:
             cut.append((self._ivr_open[0], 1 << 62))
         return _cut(closed, cut) if cut else closed
@@ -575,9 +667,13 @@ class CallStateTracker:
                 self.ivr_active = False
                 self._close_ivr()
 
+    def _hold_evidence(self) -> int:
+        """The last receive-path frame of music, or of sound continuing it without a pause."""
+        return max(self._last_music, self._tail_end - 1)
+
     def _close_hold(self) -> None:
         if self._hold_first is not None:
-            self.holds.append((self._hold_first, self._last_music + 1))
+            self.holds.append((self._hold_first, self._hold_evidence() + 1))
             self._excluded.append(self.holds[-1])
         self.on_hold = False
         self._hold_first = None
