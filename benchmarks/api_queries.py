@@ -156,6 +156,40 @@ def _write_costs(store, q) -> tuple[float, float]:
     return rate, assign_ms
 
 
+def _csv_side_by_side(q, cq) -> list[list]:
+    """Agent-day CSV body for ``cq`` built three ways: the previous export (unrounded tuples
+    through the csv module's writer, floats as repr, up to 17 digits), the rounded tuples
+    formatted in Python (the fallback path) and SQLite's lines (the served path). Rows
+    [variant, CPU ms best of 5 alternating, speed-up, MB]."""
+    import csv
+    import io
+
+    from pacelight_host.api.app import figures_csv
+    from pacelight_host.api.queries import FIGURES
+
+    def repr_unrounded() -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(FIGURES)
+        w.writerows(q.aggregate_rows("agent", "day", cq, rounded=False))
+        return buf.getvalue()
+
+    variants = {"unrounded figures, csv writer (repr, up to 17 digits) — the previous export": repr_unrounded,
+                "rounded figures as tuples, one %-format per row (the fallback path)":
+                    lambda: figures_csv(q.aggregate_rows("agent", "day", cq)),
+                "rounded figures, lines written by SQLite printf (served)":
+                    lambda: "\n".join([",".join(FIGURES), *q.aggregate_csv_lines("agent", "day", cq), ""])}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    size = {k: len(fn().encode()) for k, fn in variants.items()}
+    for _ in range(5):
+        for k, fn in variants.items():
+            c0 = time.process_time()
+            fn()
+            cpu[k].append((time.process_time() - c0) * 1000.0)
+    base = min(cpu[next(iter(variants))])
+    return [[k, round(min(v), 1), f"{base / min(v):.1f}×", f"{size[k] / 1e6:.2f}"] for k, v in cpu.items()]
+
+
 def _time(fn, runs: int = 5) -> tuple[float, float, float]:
     """(median wall ms, max wall ms, median CPU ms of this process — all its threads, so the
     HTTP server thread too; independent of the other jobs sharing the machine)."""
@@ -271,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     csv_sizes = {k: len(client.get("/api/aggregates/agents", params=p).content) for k, p in (
         ("month", {"period": "month", "format": "csv"}),
         ("day", {"period": "day", "since": "2026-10-24", "until": "2026-11-22", "format": "csv"}))}
+    csv_cmp = _csv_side_by_side(q, CallQuery(since=datetime(2026, 10, 24, tzinfo=UTC),
+                                             until=datetime(2026, 11, 23, tzinfo=UTC)))
     rows, ok = [], True
     load_before = os.getloadavg()[0]
     for name, fn in cases:
@@ -293,11 +329,12 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             fast = q.aggregate(*agg_args)
             t1 = time.perf_counter()
-            ref = q.aggregate(*agg_args, from_rows=True)
+            q.aggregate(*agg_args, from_rows=True)
             t2 = time.perf_counter()
             fast_ms.append((t1 - t0) * 1000)
             ref_ms.append((t2 - t1) * 1000)
-        same = _same(fast, ref)
+        # identical: the unrounded figures (full double precision, before the documented rounding)
+        same = _same(q.aggregate(*agg_args, rounded=False), q.aggregate(*agg_args, from_rows=True, rounded=False))
         identical &= same
         ref_rows.append([name, len(fast), round(min(fast_ms), 1), round(min(ref_ms), 1), "yes" if same else "NO"])
         print(f"reference {name}: rollup {min(fast_ms):.1f} ms, rows {min(ref_ms):.1f} ms, same={same}")
@@ -306,8 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     # write-side cost: ingest through the store (trigger keeps the rollup) and a desk change
     ingest_rate, assign_ms = _write_costs(store, q)
     print(f"ingest with dashboard triggers: {ingest_rate:.0f} calls/s; reassign 180 days: {assign_ms:.0f} ms")
-    ok &= _same(q.aggregate("agent", "month", CallQuery(since=END - timedelta(days=200))),
-                q.aggregate("agent", "month", CallQuery(since=END - timedelta(days=200)), from_rows=True))
+    ok &= _same(q.aggregate("agent", "month", CallQuery(since=END - timedelta(days=200)), rounded=False),
+                q.aggregate("agent", "month", CallQuery(since=END - timedelta(days=200)), from_rows=True,
+                            rounded=False))
     store.close()
     if not args.no_report:
         from benchmarks.report import table, write_section
@@ -334,15 +372,24 @@ def main(argv: list[str] | None = None) -> int:
                   "(per agent per day, per agent per month over whole months, per team or overall at the table's "
                   "unit or for the whole range) the grouping and the final figures are computed in SQL — per agent "
                   "each rollup row already is one result row, no GROUP BY — and returned as tuples; the aggregates "
-                  "CSV export writes those tuples with the csv module's writer (no dict per row). The CSV "
+                  "CSV export of such a range is written by SQLite itself (one printf per row, no Python object "
+                  "per figure); other ranges format the tuples in Python (one %-format per row), to the same text. "
+                  "Every figure is rounded to its documented precision (`PRECISION` in "
+                  "`pacelight_host/api/queries.py`: ratios and shares 4 decimals, syl/s and per-call rates 3, hours 3, "
+                  "seconds 1, counts exact; half up, the same double arithmetic in SQL and Python), so JSON and CSV "
+                  "carry the same short numbers; the CSV writes each with exactly its figure's decimals. The CSV "
                   f"downloads are {csv_sizes['month'] / 1e6:.1f} MB (agent-months, one year, ~6,500 rows) and "
-                  f"{csv_sizes['day'] / 1e6:.1f} MB (agent-days, 30 days, ~15,000 rows × 25 columns, ~270,000 "
-                  "floats written as their shortest round-trip text, which alone is ~80 ms of CPU in CPython). "
-                  + slow_note + " Rollup against the row-level "
+                  f"{csv_sizes['day'] / 1e6:.1f} MB (agent-days, 30 days, ~15,000 rows × 25 columns). "
+                  "The agent-day CSV body (30 days) built three ways in this run (CPU ms, best of 5 alternating; "
+                  "query included):\n\n"
+                  + table(["CSV body", "CPU ms", "speed-up", "MB"], csv_cmp)
+                  + "\n\n" + slow_note + " Rollup against the row-level "
                   "reference (`aggregate(..., from_rows=True)`) on the same data (best of 3 runs each, alternating):\n\n"
                   + table(["aggregate", "result rows", "rollup ms", "row-level ms", "identical"], ref_rows)
-                  + "\n\n(identical: same keys/periods and counts, floats equal to 1e-9 relative — sums in a "
-                  "different order.)\n\n"
+                  + "\n\n(timings: the served, rounded figures; identical: the unrounded figures "
+                  "(`rounded=False`, full double precision) have the same keys/periods and counts and floats equal "
+                  "to 1e-9 relative — sums in a different order. The tests also compare the rounded figures, to one "
+                  "unit of their last decimal, and SQLite's CSV lines with Python's text.)\n\n"
                   f"Write side on the 1M-call database: ingest through `Store.write_batch` (batches of 200, "
                   f"SQLite synchronous=FULL, all dashboard triggers incl. the rollup) {ingest_rate:,.0f} calls/s; "
                   f"seating a new agent at a desk 180 days in the past (re-attribution of ~900 calls + day/month rollup "

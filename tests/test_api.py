@@ -16,8 +16,9 @@ pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from pacelight_host.api import create_app  # noqa: E402
+from pacelight_host.api.app import figures_csv  # noqa: E402
 from pacelight_host.api.auth import Users, hash_password, verify_password  # noqa: E402
-from pacelight_host.api.queries import CallQuery, Queries  # noqa: E402
+from pacelight_host.api.queries import PRECISION, CallQuery, Queries  # noqa: E402
 
 PW = "correct horse"
 
@@ -149,12 +150,17 @@ def test_filters_pagination_aggregates_and_csv(app_store):
     by = {(a["key"], a["period"]): a for a in agg}
     ann = by[("ann", "2026-10")]
     assert ann["calls"] == 12 and ann["talk_ratio"] == pytest.approx(0.6)
-    assert ann["pace_syl_s"] == pytest.approx(4.1) and ann["pace_vs_target"] == pytest.approx(4.1 / ann["pace_target_syl_s"])
+    assert ann["pace_syl_s"] == pytest.approx(4.1) and ann["pace_vs_target"] == pytest.approx(
+        4.1 / q.pace_target_syl_s, abs=0.5e-4)                     # documented precision: 4 decimals
     assert ann["agent_backchannels_per_call"] == pytest.approx(2) and ann["customer_interruptions_per_call"] == 2
     assert ann["tone_high"] == pytest.approx(0.1) and ann["tone_low"] == pytest.approx(0.2)
     assert ann["monologue_max_s"] == pytest.approx(21.0) and ann["cues_pace"] == 12
     bob = by[("bob", "2026-11")]
-    assert bob["agent_interruptions_per_call"] == 3 and bob["pace_fast_share"] == pytest.approx(1 / 3)
+    assert bob["agent_interruptions_per_call"] == 3 and bob["pace_fast_share"] == 0.3333    # 1/3, 4 decimals
+    for item in agg:             # every figure at its documented precision (counts exact)
+        for name, v in item.items():
+            if isinstance(v, float):
+                assert PRECISION[name] is not None and abs(v * 10 ** PRECISION[name] - round(v * 10 ** PRECISION[name])) < 1e-6, (name, v)
     assert by[("cid", "2026-11")]["pace_syl_s"] is None
     weeks = sup.get("/api/aggregates/agents", params={"period": "week", "agent": "ann"}).json()["items"]
     assert [w["period"] for w in weeks] == ["2026-W40", "2026-W41", "2026-W42"]
@@ -174,14 +180,23 @@ def test_filters_pagination_aggregates_and_csv(app_store):
     r = sup.get("/api/aggregates/teams", params={"format": "csv", "period": "month"})
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert {(x["key"], x["period"]) for x in rows} == {("blue", "2026-10"), ("blue", "2026-11"), ("green", "2026-11")}
-    for params in ({"period": "month"}, {"period": "day", "since": "2026-10-01", "until": "2026-11-30"}, {}):
-        # the CSV (tuples from SQL) carries exactly the JSON items: same columns, values, order
+    for params in ({"period": "month"}, {"period": "day", "since": "2026-10-01", "until": "2026-11-30"}, {},
+                   {"period": "week"}, {"since": "2026-10-03T12:00:00Z", "until": "2026-11-03T12:00:00Z"},
+                   {"period": "day", "device": "dev-1"}):
+        # the CSV (lines written by SQLite, or tuples folded in Python: weeks, partial days, one
+        # device) carries exactly the JSON items: same columns, values, order
         items = sup.get("/api/aggregates/agents", params=params).json()["items"]
         text = sup.get("/api/aggregates/agents", params={**params, "format": "csv"}).text
         rows = list(csv.reader(io.StringIO(text)))
         assert rows[0] == list(items[0]) and len(rows) == len(items) + 1
-        assert rows[1:] == [["" if v is None else repr(v) if isinstance(v, float) else str(v) for v in it.values()]
-                            for it in items]
+        # numbers with exactly their figure's decimals, the same values as the JSON
+        assert rows[1:] == [["" if v is None else str(v) if PRECISION[k] is None else f"{v:.{PRECISION[k]}f}"
+                             for k, v in it.items()] for it in items]
+        assert [[None if t == "" else t if PRECISION[k] is None else float(t) for k, t in zip(rows[0], r, strict=True)]
+                for r in rows[1:]] == [[v if PRECISION[k] is not None or v is None else str(v) for k, v in it.items()]
+                                       for it in items]
+        if "device" not in params:                   # a missing figure (cid: no pace) is an empty field
+            assert any("" in r[2:] for r in rows[1:]), params
     it = client(app_store, "ian")
     dev = list(csv.DictReader(io.StringIO(it.get("/api/devices?format=csv").text)))
     assert {d["device_id"] for d in dev} == {"dev-1", "dev-2", "dev-3"}
@@ -255,3 +270,14 @@ def test_range_defaults_to_recent_days():
 
     r = Range.resolve(None, "2026-11-23")
     assert r.until == utc("2026-11-24T00:00:00Z") and r.since == r.until - timedelta(days=30)
+
+
+def test_aggregate_csv_text_of_missing_figures_and_odd_keys():
+    # no key (calls at an empty desk), a key the csv module must quote, a missing figure
+    row = (None, "2026-10", 3, 1.25, None, 4.1, 4.8, 0.8542, 0.3333, 1.5, 2.0, 1.0, 0.5, 2.0, 1.0, 20.5, 33.0,
+           0.2, 0.6, 0.2, 1.0, 1, 0, 2, 0)
+    text = figures_csv([row, ("a,b", *row[1:]), ("ann", *row[1:4], 0.6, *row[5:])])
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[1][:6] == ["", "2026-10", "3", "1.250", "", "4.100"] and rows[1][-5:] == ["1.000", "1", "0", "2", "0"]
+    assert rows[2][0] == "a,b" and rows[2][1:] == rows[1][1:]
+    assert rows[3][0] == "ann" and rows[3][4] == "0.6000" and len(rows) == 4

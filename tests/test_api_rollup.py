@@ -1,7 +1,8 @@
 """The rollups (day and month × agent, fleet-wide per day) give exactly the aggregates
 of the call rows (SQLite and PostgreSQL): after ingest, a desk reassignment in the past
 (mid-day), a deleted call, calls stored before the dashboard existed (start-up rebuild) and a
-changed pace target."""
+changed pace target. Compared unrounded (1e-9 relative: sums in another order) and as served,
+rounded to the documented precision, where the SQL and Python rounding are bit-identical."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from conftest import build_summary, utc
 
 pytest.importorskip("fastapi")
 
-from pacelight_host.api.queries import CallQuery, Queries  # noqa: E402
+from pacelight_host.api.app import figures_csv  # noqa: E402
+from pacelight_host.api.queries import PRECISION, CallQuery, Queries, round_figure, round_sql  # noqa: E402
 from pacelight_host.api.schema import ROLLUP_VERSION, rollup_state  # noqa: E402
 
 T0 = datetime(2026, 9, 18, tzinfo=UTC)          # calls over 35 days: Sep 18 – Oct 23
@@ -48,13 +50,17 @@ def _calls(n: int, seed: int, prefix: str) -> list:
     return out
 
 
-def _same(a: list[dict], b: list[dict], what: str) -> None:
+def _same(a: list[dict], b: list[dict], what: str, *, rounded: bool = False) -> None:
+    """Same keys, periods and counts; floats equal to 1e-9 (unrounded: sums in another order differ
+    in the last bits) or, ``rounded``, to one unit of the figure's last decimal (such a last-bit
+    difference may fall on either side of a rounding boundary)."""
     assert [(r["key"], r["period"]) for r in a] == [(r["key"], r["period"]) for r in b], what
     for x, y in zip(a, b, strict=True):
         for k, u in x.items():
             v = y[k]
-            if isinstance(u, float) or isinstance(v, float):      # sums in another order: last-bit rounding
-                assert u is not None and v is not None and math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-9), \
+            if isinstance(u, float) or isinstance(v, float):
+                tol = 1.000001 * 10.0 ** -PRECISION[k] if rounded else 1e-9
+                assert u is not None and v is not None and math.isclose(u, v, rel_tol=1e-9, abs_tol=tol), \
                     (what, k, u, v)
             else:
                 assert u == v, (what, k, u, v)
@@ -73,19 +79,40 @@ _RANGES = (
 
 
 def _check_all(q: Queries, label: str) -> int:
-    checked = 0
+    checked = csv_lines = empty_fields = 0
     for since, until in _RANGES:
         for filt in ({}, {"agent_id": "ann"}, {"team_id": "blue"}, {"device_id": "dev-1"}):
             cq = CallQuery(since=since, until=until, **filt)
             for by in ("all", "team", "agent"):
                 for period in (None, "day", "week", "month"):
-                    got = q.aggregate(by, period, cq)
-                    _same(got, q.aggregate(by, period, cq, from_rows=True), f"{label} {by} {period} {cq}")
+                    got = q.aggregate(by, period, cq, rounded=False)
+                    _same(got, q.aggregate(by, period, cq, from_rows=True, rounded=False), f"{label} {by} {period} {cq}")
+                    _same(q.aggregate(by, period, cq), q.aggregate(by, period, cq, from_rows=True),
+                          f"rounded {label} {by} {period} {cq}", rounded=True)
+                    lines = q.aggregate_csv_lines(by, period, cq)       # SQLite's CSV text: None elsewhere
+                    if lines is not None:
+                        csv_lines += 1
+                        empty_fields += any(",," in ln for ln in lines)    # a missing figure, e.g. no pace
+                        assert lines == figures_csv(q.aggregate_rows(by, period, cq)).splitlines()[1:], \
+                            f"csv {label} {by} {period} {cq}"
                     checked += len(got)
+    assert (csv_lines > 0 and empty_fields > 0) == (q.store.dialect.name == "sqlite")
     return checked
 
 
+def _rounding_twins(store) -> None:
+    """The SQL rounding gives bit-identical values to the Python one, ties and near-ties included."""
+    values = [0.0, 1e-9, 0.03125, 0.0625, 0.00005, 0.00004999999, 0.99995, 2.675, 1.0005, 1 / 3, 2 / 3, 0.5,
+              4.8, 4.1 / 4.8, 5.76, 12.25, 7199.95, 123456.789, 3600.0 / 7.0]
+    for d in sorted({p for p in PRECISION.values() if p is not None}):
+        got = [store._execute(f"SELECT {round_sql('?', d, store.dialect.name)}", (x,)).fetchone()[0] for x in values]
+        assert got == [round_figure(x, d) for x in values], d
+    assert round_figure(0.03125, 4) == 0.0313 and round_figure(0.0625, 3) == 0.063     # half up
+    assert round_figure(2 / 3, 4) == 0.6667 and round_figure(None, 4) is None and round_figure(7, None) == 7
+
+
 def _exercise(store) -> None:
+    _rounding_twins(store)
     store.upsert_calls(_calls(60, 1, "pre"))                 # stored before the dashboard existed
     q = Queries(store)                                       # start-up: rollup built from these
     assert rollup_state(store) == (ROLLUP_VERSION, q.pace_fast_syl_s)
@@ -114,10 +141,9 @@ def _exercise(store) -> None:
     # another pace target: the newest Queries owns the rollup, an older one falls back to the rows
     q2 = Queries(store, pace_target_syl_s=4.0)
     assert rollup_state(store)[1] == pytest.approx(4.8)
-    _same(q2.aggregate("agent", "week", CallQuery()), q2.aggregate("agent", "week", CallQuery(), from_rows=True),
-          "new target")
-    _same(q.aggregate("agent", "week", CallQuery()), q.aggregate("agent", "week", CallQuery(), from_rows=True),
-          "old target")
+    for qq, label in ((q2, "new target"), (q, "old target")):
+        _same(qq.aggregate("agent", "week", CallQuery(), rounded=False),
+              qq.aggregate("agent", "week", CallQuery(), from_rows=True, rounded=False), label)
 
 
 def test_rollup_matches_rows_sqlite(sqlite_store):

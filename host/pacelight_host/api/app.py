@@ -20,7 +20,7 @@ from pacelight.errors import InputError
 from pydantic import BaseModel, Field
 
 from pacelight_host.api.auth import User, Users
-from pacelight_host.api.queries import FIGURES, CallQuery, Queries, Range, parse_ts
+from pacelight_host.api.queries import FIGURE_FORMATS, FIGURES, PRECISION, CallQuery, Queries, Range, parse_ts
 from pacelight_host.dashboard import charts, pages
 from pacelight_host.store import Store, iso
 
@@ -93,6 +93,50 @@ def _csv_table(columns: Sequence[str], rows: Iterable[Sequence], filename: str) 
     w.writerows(rows)
     return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'})
+
+
+_AGGREGATES_DOC = (
+    "Per agent (`by=agents`), per team (`teams`) or overall (`all`), per day, ISO week or month (or the "
+    "whole range without `period`). Ratios 0..1, pace in syl/s, seconds, hours, rates per call.\n\n"
+    "Each figure has a fixed precision (decimal places; rounded half up): "
+    + ", ".join(f"`{k}` {d}" for k, d in PRECISION.items() if d is not None)
+    + "; `calls` and the cue counts are integers. JSON and CSV carry the same values; the CSV writes "
+    "each number with exactly its figure's decimals.")
+
+_FIGURE_ROW = ",".join(FIGURE_FORMATS) + "\n"
+
+
+class _Lines(list):
+    """A csv.writer target collecting each written row as one string."""
+
+    write = list.append
+
+
+def figures_csv(rows: list[tuple]) -> str:
+    """CSV of aggregate tuples (:data:`FIGURES` order) with :data:`FIGURE_FORMATS`: numbers with
+    exactly their figure's decimals — the same values as the JSON, which carries their shortest
+    form — None → empty. One format operation per row; rows with a missing figure, a missing key
+    or period, or a key the csv module would quote take the csv writer."""
+    out = _Lines()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(FIGURES)
+    n = len(out)
+    plain = True
+    for k in {r[0] for r in rows}:       # keys are IDs: nothing to quote, normally
+        if k is not None:
+            w.writerow([k])
+            plain &= out.pop() == k + "\n"
+    for r in rows:
+        if plain and r[0] is not None and r[1] is not None:
+            try:
+                out.append(_FIGURE_ROW % r)
+                continue
+            except TypeError:            # a None figure (e.g. no pace measured)
+                pass
+        w.writerow(["" if v is None else f % v for f, v in zip(FIGURE_FORMATS, r, strict=True)])
+    if len(out) != n + len(rows):
+        raise RuntimeError("aggregate CSV lost rows")
+    return "".join(out)
 
 
 def _out(data: Any, rows: list[dict], fmt: str | None, filename: str) -> Any:
@@ -217,7 +261,7 @@ def build_app(store: Store, settings: DashboardSettings | None = None) -> FastAP
             raise HTTPException(404, "no such call")
         return c
 
-    @app.get("/api/aggregates/{by}", tags=["aggregates"])
+    @app.get("/api/aggregates/{by}", tags=["aggregates"], description=_AGGREGATES_DOC)
     def api_aggregates(*, by: str, period: str | None = Query(None, pattern="^(day|week|month)$"),
                        agent: str | None = None, team: str | None = None, device: str | None = None,
                        since: str | None = None, until: str | None = None,
@@ -228,8 +272,12 @@ def build_app(store: Store, settings: DashboardSettings | None = None) -> FastAP
         if group is None:
             raise HTTPException(404, "use /api/aggregates/agents, /teams or /all")
         cq = _cq(agent, team, device, since, until)
-        if format == "csv":                  # tuples straight from the query, no dict per row
-            return _csv_table(FIGURES, q.aggregate_rows(group, period, cq), f"aggregates-{by}")
+        if format == "csv":       # lines written by SQLite, or tuples from the query: no dict per row
+            lines = q.aggregate_csv_lines(group, period, cq)
+            body = (figures_csv(q.aggregate_rows(group, period, cq)) if lines is None
+                    else "\n".join([",".join(FIGURES), *lines, ""]))
+            return Response(body, media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="aggregates-{by}.csv"'})
         rows = q.aggregate(group, period, cq)
         return _out({"by": group, "period": period, "items": rows}, rows, format, f"aggregates-{by}")
 

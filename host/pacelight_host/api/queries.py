@@ -13,7 +13,8 @@ months), the grouping and the final figures are computed in SQL and returned as 
 per-row Python work); otherwise the per-day/month sums are folded here and finished by
 :meth:`Queries._finish` — the same formulas (tested against each other through the row-level
 reference). ``aggregate(..., from_rows=True)`` computes the same result from the call rows alone
-(the reference the rollup is tested against).
+(the reference the rollup is tested against). Both paths round each figure to its documented
+:data:`PRECISION` with the same arithmetic.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 PERIODS = ("day", "week", "month")
 MAX_PAGE = 1000
 _MEASURE_NAMES = tuple(n for n, _, _ in ROLLUP_MEASURES)
+_CSV_SPECIAL = frozenset(',"\r\n')        # characters the csv module quotes
 if _MEASURE_NAMES != (  # Queries._finish unpacks the measures in this order
         "calls", "duration_s", "agent_talk_s", "customer_talk_s", "overlap_s", "overtalk_events",
         "agent_interruptions", "customer_interruptions", "agent_backchannels", "customer_backchannels",
@@ -67,26 +69,99 @@ _PER_CALL = (("overtalk_events", "overtalk_per_call"), ("overlap_s", "overlap_s_
 _UNIT = {"call_rollup": "day", "call_rollup_fleet": "day", "call_rollup_month": "month"}
 
 
-def figures_sql(m, real: str) -> str:
-    """SELECT list of FIGURES[2:] from the measure sums ``m(name)`` (SQL of each measure: a
-    column or its SUM/MAX), with two ``?`` parameters (the pace target): the SQL twin of
-    :meth:`Queries._finish`, same operations in the same order (``real``: the dialect's double)."""
+# The documented precision of each figure (decimal places; None: exact — keys, periods, counts).
+# The one place it is defined: ratios and shares 4, pace (syl/s) and per-call rates 3, hours 3,
+# seconds 1. Every figure is ≥ 0 (the summary schema) and rounded half up as
+# trunc(x · 10^d + 0.5) / 10^d — the same IEEE double operations in SQL (:func:`figures_sql`)
+# and in Python (:func:`round_figure`, applied by ``Queries._finish``), so both paths give
+# bit-identical values and JSON and CSV carry the same short numbers.
+PRECISION: dict[str, int | None] = {
+    "key": None, "period": None, "calls": None, "hours": 3, "talk_ratio": 4, "pace_syl_s": 3,
+    "pace_target_syl_s": 3, "pace_vs_target": 4, "pace_fast_share": 4, "overtalk_per_call": 3,
+    "overlap_s_per_call": 1, "agent_interruptions_per_call": 3, "customer_interruptions_per_call": 3,
+    "agent_backchannels_per_call": 3, "customer_backchannels_per_call": 3, "monologue_mean_s": 1,
+    "monologue_max_s": 1, "tone_low": 4, "tone_neutral": 4, "tone_high": 4, "cues_per_call": 3,
+    "cues_overtalk": None, "cues_monologue": None, "cues_pace": None, "cues_energy": None}
+if tuple(PRECISION) != FIGURES:
+    raise RuntimeError("PRECISION must name every figure of FIGURES, in order")
+_SCALES = tuple(None if d is None else float(10 ** d) for d in PRECISION.values())
+# How the aggregate CSV writes each figure (printf / %-format): numbers with exactly their
+# figure's decimals — the same values as the JSON, which carries their shortest form.
+FIGURE_FORMATS = tuple("%s" if d is None else f"%.{d}f" for d in PRECISION.values())
+
+
+def round_figure(x: float | None, decimals: int | None) -> float | None:
+    """``x`` (≥ 0) rounded half up to ``decimals`` places (:data:`PRECISION`); the Python twin of
+    :func:`round_sql`."""
+    if x is None or decimals is None:
+        return x
+    s = float(10 ** decimals)
+    return int(x * s + 0.5) / s
+
+
+def round_sql(expr: str, decimals: int | None, dialect: str) -> str:
+    """SQL of ``expr`` rounded like :func:`round_figure` (``dialect``: the store dialect's name):
+    SQLite's CAST to INTEGER and PostgreSQL's TRUNC both truncate toward zero, like Python's int()."""
+    if decimals is None:
+        return expr
+    if dialect == "sqlite":
+        s = f"{10 ** decimals}.0"
+        return f"CAST(({expr}) * {s} + 0.5 AS INTEGER) / {s}"
+    s = f"CAST({10 ** decimals} AS DOUBLE PRECISION)"
+    return f"TRUNC(({expr}) * {s} + 0.5) / {s}"
+
+
+def _figure_terms(m, real: str) -> list[tuple[str, str | None]]:
+    """(expression, condition) of each of FIGURES[2:] from the measure sums ``m(name)``: the
+    figure is the expression where the condition holds (None: always, for calls > 0), else NULL."""
     n = m("calls")
     talk = f"{m('agent_talk_s')} + {m('customer_talk_s')}"
+    paced, toned = f"{m('pace_n')} > 0", f"{m('tone_n')} > 0"
     pace = f"{m('pace_sum')} / {m('pace_n')}"
-    cols = [f"{n}", f"{m('duration_s')} / CAST(3600 AS {real})",
-            f"CASE WHEN {talk} > 0 THEN {m('agent_talk_s')} / ({talk}) END",
-            f"CASE WHEN {m('pace_n')} > 0 THEN {pace} END",
-            "?",
-            f"CASE WHEN {m('pace_n')} > 0 THEN ({pace}) / ? END",
-            f"CASE WHEN {m('pace_n')} > 0 THEN CAST({m('pace_fast_calls')} AS {real}) / {m('pace_n')} END",
-            *(f"CAST({m(x)} AS {real}) / {n}" for x, _ in _PER_CALL),
-            m("monologue_max"),
-            *(f"CASE WHEN {m('tone_n')} > 0 THEN {m(x)} / {m('tone_n')} END"
-              for x in ("tone_low_sum", "tone_neutral_sum", "tone_high_sum")),
-            f"CAST({m('cues')} AS {real}) / {n}",
-            *(m(x) for x in ("cues_overtalk", "cues_monologue", "cues_pace", "cues_energy"))]
+    return [(n, None), (f"{m('duration_s')} / CAST(3600 AS {real})", None),
+            (f"{m('agent_talk_s')} / ({talk})", f"{talk} > 0"),
+            (pace, paced),
+            ("?", None),
+            (f"({pace}) / ?", paced),
+            (f"CAST({m('pace_fast_calls')} AS {real}) / {m('pace_n')}", paced),
+            *((f"CAST({m(x)} AS {real}) / {n}", None) for x, _ in _PER_CALL),
+            (m("monologue_max"), f"{m('monologue_max')} IS NOT NULL"),
+            *((f"{m(x)} / {m('tone_n')}", toned) for x in ("tone_low_sum", "tone_neutral_sum", "tone_high_sum")),
+            (f"CAST({m('cues')} AS {real}) / {n}", None),
+            *((m(x), None) for x in ("cues_overtalk", "cues_monologue", "cues_pace", "cues_energy"))]
+
+
+def figures_sql(m, real: str, dialect: str, *, rounded: bool = True) -> str:
+    """SELECT list of FIGURES[2:] from the measure sums ``m(name)`` (SQL of each measure: a
+    column or its SUM/MAX), with two ``?`` parameters (the pace target): the SQL twin of
+    :meth:`Queries._finish`, same operations in the same order (``real``: the dialect's double),
+    each figure rounded to its :data:`PRECISION` unless not ``rounded``."""
+    cols = []
+    for (expr, cond), name in zip(_figure_terms(m, real), FIGURES[2:], strict=True):
+        e = round_sql(expr, PRECISION[name] if rounded else None, dialect)
+        cols.append(f"CASE WHEN {cond} THEN {e} END" if cond else e)
     return ", ".join(f"{c} AS {name}" for c, name in zip(cols, FIGURES[2:], strict=True))
+
+
+def csv_line_sql(key: str, period: str, m) -> tuple[str, int]:
+    """SQLite expression of one aggregate CSV line (no line end) and its number of ``?``
+    parameters (each the pace target): ``key``, ``period`` and the figures from the measure sums
+    ``m(name)``, rounded to :data:`PRECISION` and written with :data:`FIGURE_FORMATS` (printf) —
+    the text Python writes for the same tuple. NULL when calls is 0 or NULL (an empty group).
+    Rows where a figure is NULL take a second printf that leaves those fields empty; the others
+    one printf (SQLite's printf writes NULL as 0)."""
+    terms = _figure_terms(m, "REAL")
+    names = FIGURES[2:]
+    vals = [round_sql(e, PRECISION[nm], "sqlite") for (e, _), nm in zip(terms, names, strict=True)]
+    conds = [c for _, c in terms if c]
+    fast = ", ".join(vals)
+    slow = ", ".join(v if c is None else f"CASE WHEN {c} THEN printf('{f}', {v}) END"
+                     for v, (_, c), f in zip(vals, terms, FIGURE_FORMATS[2:], strict=True))
+    slow_fmt = ",".join(f if c is None else "%s" for (_, c), f in zip(terms, FIGURE_FORMATS[2:], strict=True))
+    sql = (f"CASE WHEN {m('calls')} > 0 THEN CASE WHEN {' AND '.join(conds)} "
+           f"THEN printf('{','.join(FIGURE_FORMATS)}', {key}, {period}, {fast}) "
+           f"ELSE printf('%s,%s,{slow_fmt}', {key}, {period}, {slow}) END END")
+    return sql, fast.count("?") + slow.count("?")
 
 
 def parse_ts(value: str | None, *, end: bool = False) -> datetime | None:
@@ -202,35 +277,27 @@ class Queries:
     _ROLLUP_SUMS = ", ".join(f"MAX(r.{n}) AS {n}" if n == "monologue_max" else f"SUM(r.{n}) AS {n}"
                              for n, _, _ in ROLLUP_MEASURES)
 
-    def aggregate(self, by: str, period: str | None, q: CallQuery, *, from_rows: bool = False) -> list[dict]:
+    def aggregate(self, by: str, period: str | None, q: CallQuery, *, from_rows: bool = False,
+                  rounded: bool = True) -> list[dict]:
         """Aggregates grouped by ``by`` ('agent', 'team' or 'all') and ``period`` ('day', 'week',
-        'month' or None = the whole range), as dicts keyed by :data:`FIGURES`. Rows are sorted by
-        key then period. ``from_rows`` reads every call row instead of the rollup (same result;
-        slow on large ranges)."""
-        rows = self.aggregate_rows(by, period, q, from_rows=from_rows)
+        'month' or None = the whole range), as dicts keyed by :data:`FIGURES`, each figure rounded
+        to its :data:`PRECISION` (``rounded=False``: full double precision, for checks). Rows are
+        sorted by key then period. ``from_rows`` reads every call row instead of the rollup (same
+        result; slow on large ranges)."""
+        rows = self.aggregate_rows(by, period, q, from_rows=from_rows, rounded=rounded)
         return [dict(zip(FIGURES, r)) for r in rows]  # noqa: B905 (tuples of len(FIGURES); strict costs 15 %)
 
-    def aggregate_rows(self, by: str, period: str | None, q: CallQuery, *, from_rows: bool = False) -> list[tuple]:
+    def aggregate_rows(self, by: str, period: str | None, q: CallQuery, *, from_rows: bool = False,
+                       rounded: bool = True) -> list[tuple]:
         """:meth:`aggregate` as tuples in :data:`FIGURES` order (CSV export without a dict per row)."""
-        if by not in ("agent", "team", "all"):
-            raise InputError(f"bad grouping {by!r}: use agent, team or all")
-        if period is not None and period not in PERIODS:
-            raise InputError(f"bad period {period!r}: use day, week or month")
-        if not from_rows and (q.device_id or not self._rollup_usable()):
-            from_rows = True                  # the rollups are per agent: one device's calls come from the rows
+        plan = self._plan(by, period, q, from_rows)
         raw: list[tuple] = []
-        if from_rows:
+        if plan is None:
             raw += self._raw_rows(by, period, q)
         else:
-            first, last, edges = _split_days(q.since, q.until)
-            parts: list[tuple[str, str | None, str | None]] = []
-            if first is not None or last is not None or (q.since is None and q.until is None):
-                # weeks cross months: day rows; otherwise whole months come from the month rollup
-                fleet = by == "all" and not (q.agent_id or q.team_id)
-                parts = ([("call_rollup_fleet" if fleet else "call_rollup", first, last)] if period in ("day", "week")
-                         else _split_months(first, last))
+            parts, edges = plan
             if len(parts) == 1 and not edges and period in (None, _UNIT[parts[0][0]]):
-                return self._finished_rollup(by, period, q, *parts[0])
+                return self._finished_rollup(by, period, q, *parts[0], rounded=rounded)
             for table, lo, hi in parts:
                 raw += self._raw_rollup(by, period, q, lo, hi, table)
             for s, u in edges:
@@ -256,9 +323,43 @@ class Queries:
                     acc[i] = v if acc[i] is None or v > acc[i] else acc[i]
                 else:
                     acc[i] += v
-        out = [self._finish(k, pk, acc) for (k, pk), acc in folded.items() if acc[0]]
+        out = [self._finish(k, pk, acc, rounded) for (k, pk), acc in folded.items() if acc[0]]
         out.sort(key=lambda r: (r[0] is None, r[0] or "", r[1] or ""))
         return out
+
+    def aggregate_csv_lines(self, by: str, period: str | None, q: CallQuery) -> list[str] | None:
+        """:meth:`aggregate_rows` as CSV lines (no line ends) written by SQLite when one rollup
+        table answers the range at ``period`` — the same text as formatting the tuples with
+        :data:`FIGURE_FORMATS` (tested) without a Python object per figure; None otherwise
+        (PostgreSQL, folded or row-level ranges, or a key the csv module would quote)."""
+        if self.store.dialect.name != "sqlite":
+            return None
+        plan = self._plan(by, period, q, False)
+        if plan is None or len(plan[0]) != 1 or plan[1] or period not in (None, _UNIT[plan[0][0][0]]):
+            return None
+        rows = self._finished_rollup(by, period, q, *plan[0][0], text=True)
+        if any(k is not None and (set(k) & _CSV_SPECIAL) for k in {r[0] for r in rows}):
+            return None
+        return [r[2] for r in rows]
+
+    def _plan(self, by: str, period: str | None, q: CallQuery, from_rows: bool
+              ) -> tuple[list[tuple[str, str | None, str | None]], list[tuple[datetime, datetime]]] | None:
+        """Where an aggregate comes from: None = the call rows, else the rollup parts (table,
+        first, last) and the partial-day edges read from the rows."""
+        if by not in ("agent", "team", "all"):
+            raise InputError(f"bad grouping {by!r}: use agent, team or all")
+        if period is not None and period not in PERIODS:
+            raise InputError(f"bad period {period!r}: use day, week or month")
+        if from_rows or q.device_id or not self._rollup_usable():
+            return None                       # the rollups are per agent: one device's calls come from the rows
+        first, last, edges = _split_days(q.since, q.until)
+        parts: list[tuple[str, str | None, str | None]] = []
+        if first is not None or last is not None or (q.since is None and q.until is None):
+            # weeks cross months: day rows; otherwise whole months come from the month rollup
+            fleet = by == "all" and not (q.agent_id or q.team_id)
+            parts = ([("call_rollup_fleet" if fleet else "call_rollup", first, last)] if period in ("day", "week")
+                     else _split_months(first, last))
+        return parts, edges
 
     def _rollup_usable(self) -> bool:
         """The rollup counts "fast" calls for one threshold: the last Queries built on this store
@@ -315,26 +416,31 @@ class Queries:
         return self.store._execute(sql, params).fetchall()
 
     def _finished_rollup(self, by: str, period: str | None, q: CallQuery, table: str, first: str | None,
-                         last: str | None) -> list[tuple]:
+                         last: str | None, *, rounded: bool = True, text: bool = False) -> list[tuple]:
         """Final figures of a range one rollup ``table`` answers at ``period`` (its unit or None),
         grouped and finished in SQL; rows sorted by key then period. Per agent at the table's unit
-        (and the fleet table per day) each rollup row already is one result row: no grouping."""
+        (and the fleet table per day) each rollup row already is one result row: no grouping.
+        ``text`` (SQLite): rows (key, period, CSV line) instead (:func:`csv_line_sql`)."""
         col = _UNIT[table]
         where, params = self._rollup_where(q, col, first, last)
         key = {"agent": "NULLIF(r.agent_id, '')", "team": "ag.team_id", "all": "''"}[by]
         day = f"r.{col}" if period else "NULL"
         single = period is not None and (by == "agent" or table == "call_rollup_fleet")
+        d = self.store.dialect
         if single:         # rows in primary-key order (period, agent): the key sort below keeps it
-            figures, grouping = figures_sql(lambda n: f"r.{n}", self.store.dialect.real), f" ORDER BY r.{col}"
+            m = (lambda n: f"r.{n}")  # noqa: E731
+            grouping = f" ORDER BY r.{col}"
         else:
-            figures = figures_sql(lambda n: f"MAX(r.{n})" if n == "monologue_max" else f"SUM(r.{n})",
-                                  self.store.dialect.real)
+            m = (lambda n: f"MAX(r.{n})" if n == "monologue_max" else f"SUM(r.{n})")  # noqa: E731
             grouping = _group_by("r.agent_id" if by == "agent" else key, day if period else "''")
+        if text:
+            figures, n_target = csv_line_sql(key, day, m)
+        else:
+            figures, n_target = figures_sql(m, d.real, d.name, rounded=rounded), 2
         sql = (f"SELECT {key} AS k, {day} AS d, {figures} FROM {table} r "
                + ("LEFT JOIN agents ag ON ag.agent_id = r.agent_id " if by == "team" else "")
                + (" WHERE " + " AND ".join(where) if where else "") + grouping)
-        target = self.pace_target_syl_s
-        rows = self.store._execute(sql, [target, target, *params]).fetchall()
+        rows = self.store._execute(sql, [self.pace_target_syl_s] * n_target + params).fetchall()
         if not single:     # one aggregate row over nothing: calls NULL
             rows = [r for r in rows if r[2]]
         # sorted like the fold: by key (None last), then period (stable sorts; ``single`` rows
@@ -348,9 +454,10 @@ class Queries:
         rows.sort(key=itemgetter(0))
         return rows + none_key
 
-    def _finish(self, key: str | None, period: str | None, acc: list) -> tuple:
+    def _finish(self, key: str | None, period: str | None, acc: list, rounded: bool = True) -> tuple:
         """Figures of one (key, period) in :data:`FIGURES` order from its measure sums (``acc`` in
-        ROLLUP_MEASURES order, calls > 0); :func:`figures_sql` is its SQL twin."""
+        ROLLUP_MEASURES order, calls > 0), rounded to :data:`PRECISION` (:func:`round_figure`)
+        unless not ``rounded``; :func:`figures_sql` is its SQL twin."""
         (n, duration_s, agent_talk_s, customer_talk_s, overlap_s, overtalk_events, agent_interruptions,
          customer_interruptions, agent_backchannels, customer_backchannels, pace_sum, pace_n, pace_fast_calls,
          monologue_sum, monologue_max, tone_low_sum, tone_neutral_sum, tone_high_sum, tone_n, cues,
@@ -358,13 +465,17 @@ class Queries:
         talk = agent_talk_s + customer_talk_s
         pace = pace_sum / pace_n if pace_n else None
         target = self.pace_target_syl_s
-        return (key, period, n, duration_s / 3600.0, agent_talk_s / talk if talk > 0 else None, pace, target,
-                pace / target if pace is not None else None, pace_fast_calls / pace_n if pace_n else None,
-                overtalk_events / n, overlap_s / n, agent_interruptions / n, customer_interruptions / n,
-                agent_backchannels / n, customer_backchannels / n, monologue_sum / n, monologue_max,
-                tone_low_sum / tone_n if tone_n else None, tone_neutral_sum / tone_n if tone_n else None,
-                tone_high_sum / tone_n if tone_n else None, cues / n, cues_overtalk, cues_monologue, cues_pace,
-                cues_energy)
+        row = (key, period, n, duration_s / 3600.0, agent_talk_s / talk if talk > 0 else None, pace, target,
+               pace / target if pace is not None else None, pace_fast_calls / pace_n if pace_n else None,
+               overtalk_events / n, overlap_s / n, agent_interruptions / n, customer_interruptions / n,
+               agent_backchannels / n, customer_backchannels / n, monologue_sum / n, monologue_max,
+               tone_low_sum / tone_n if tone_n else None, tone_neutral_sum / tone_n if tone_n else None,
+               tone_high_sum / tone_n if tone_n else None, cues / n, cues_overtalk, cues_monologue, cues_pace,
+               cues_energy)
+        if not rounded:
+            return row
+        return tuple(v if s is None or v is None else int(v * s + 0.5) / s  # round_figure, inlined
+                     for v, s in zip(row, _SCALES))  # noqa: B905 (both of len(FIGURES))
 
     def distribution(self, column: str, q: CallQuery, edges: Sequence[float]) -> list[int]:
         """Histogram of one per-call metric (counts per [edges[i], edges[i+1]))."""
