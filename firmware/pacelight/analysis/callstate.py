@@ -130,6 +130,10 @@ class CallStateSettings:
     mute_floor_fall_db_per_s: float = 0.5
     mute_max_dbfs: float = -55.0
     mute_min_s: float = 1.0
+    # After a mute the activity's noise floor (pulled down by the silence) takes seconds to settle:
+    # meanwhile agent frames under the pre-mute floor + this are line noise, not talk.
+    unmute_settle_s: float = 10.0
+    unmute_talk_above_floor_db: float = 6.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.band_low_hz < self.band_high_hz <= SAMPLE_RATE_HZ / 2:
@@ -144,7 +148,7 @@ class CallStateSettings:
             raise ValueError("tone_peak_share and tone_stationarity must be within (0, 1]")
         for name in ("tone_min_s", "tone_hold_s", "machine_tone_s", "hold_release_s", "mute_min_s",
                      "agent_first_talk_s", "ivr_gap_s", "ivr_min_s", "floor_time_constant_s", "floor_hold_s",
-                     "hold_onset_s", "hold_tail_gap_s", "bed_gap_s", "rx_resume_s", "tone_gap_frames", "tone_edge_frames"):
+                     "hold_onset_s", "hold_tail_gap_s", "bed_gap_s", "rx_resume_s", "unmute_settle_s", "tone_gap_frames", "tone_edge_frames"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
 
@@ -171,7 +175,9 @@ class FrameFeatures:
     def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
         x = np.concatenate([self._tail, frames.reshape(-1)])
         self._tail = x[-(_NFFT - FRAME_SAMPLES) :]
-        win = np.lib.stride_tricks.sliding_window_view(x, _NFFT)[::FRAME_SAMPLES]  # (n, NFFT)
+        n = len(frames)
+        win = np.lib.stride_tricks.as_strided(x, (n, _NFFT), (x.strides[0] * FRAME_SAMPLES, x.strides[0]),
+                                              writeable=False)  # (n, NFFT): 16 ms ending at each frame's end
         spec = np.fft.rfft(win * self._window, axis=-1)[:, self._b0 : self._b1]
         pw = spec.real**2 + spec.imag**2
         tot = pw.sum(-1) + 1e-20
@@ -215,17 +221,23 @@ class DtmfDetector:
         e[:, 0] = w2[lag:]
         e[FRAME_SAMPLES - lag :, 1] = w2[:lag]
         self._e = e.astype(np.float32)
-        self._prev = np.zeros(18, np.float32)  # previous frame's tail projections and energy
+        self._prev_p = np.zeros(16, np.float32)  # the previous frame's tail projections
+        self._prev_e = np.float32(0.0)  # ... and its tail window energy
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
-        pr = frames @ self._b  # (n, 32)
-        en = np.square(frames) @ self._e  # (n, 2)
-        tails = np.concatenate([self._prev[None, :16], pr[:-1, 16:]])
-        etail = np.concatenate([self._prev[None, 16:17], en[:-1, 1:]])
-        self._prev = np.concatenate([pr[-1, 16:], en[-1, 1:], [0.0]]).astype(np.float32)
-        p = np.square(pr[:, :16] + tails)
-        p = p[:, :8] + p[:, 8:]
-        return (p[:, :4].max(-1) + p[:, 4:].max(-1)) / (en[:, 0] + etail[:, 0] + 1e-20)
+        x = np.ascontiguousarray(frames, dtype=np.float32)  # a strided view would skip BLAS
+        pr = x.dot(self._b)  # (n, 32): head and tail projections
+        en = (x * x).dot(self._e)  # (n, 2): head and tail window energies
+        head = pr[:, :16].copy()
+        head[0] += self._prev_p
+        head[1:] += pr[:-1, 16:]
+        e = en[:, 0].copy()
+        e[0] += self._prev_e
+        e[1:] += en[:-1, 1]
+        self._prev_p, self._prev_e = pr[-1, 16:], en[-1, 1]
+        head *= head
+        p = head[:, :8] + head[:, 8:]
+        return p.reshape(-1, 2, 4).max(2).sum(1) / (e + 1e-20)
 
 
 class ContextDecider:
@@ -379,6 +391,10 @@ class CallStateTracker:
         self._A = s.analysis_frames
         self._fbuf = np.zeros((self._A, 2, FRAME_SAMPLES), np.float32)
         self._dbuf = np.zeros(self._A, bool)
+        self._dtmf_done = 0  # buffered frames whose DTMF flags are known
+        self._dtmf_runs: list[tuple[int, int]] = []  # recent agent DTMF runs (with margins)
+        self._dtmf_pre = 3  # frames: the activity's onset may start a little before a digit
+        self._dtmf_post = 16  # ... and releases release_hang_s (0.15 s) after it
         self._fill = 0
         self._hw = int(round(s.hold_window_s / FRAME_S))
         self._hmin = int(round(s.hold_min_music_s / FRAME_S))
@@ -412,6 +428,8 @@ class CallStateTracker:
         self._machine_level = SILENCE_DB
         self._rx_quiet = True
         self.mutes: list[tuple[int, int]] = []
+        self._unmute: tuple[int, int, float] | None = None  # (end of mute, end of settling, talk level)
+        self._noise_runs: list[tuple[int, int]] = []  # agent line noise right after an unmute
         self._tone_min = max(1, int(round(s.tone_min_s / FRAME_S)))
         self._machine_tone = max(1, int(round(s.machine_tone_s / FRAME_S)))
         self._tone_until = -1
@@ -446,29 +464,30 @@ class CallStateTracker:
     def process(self, frames: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
         """One block (n, 2, FRAME_SAMPLES), optional levels (n, 2) dBFS → ``allowed`` (n, 2) bool.
 
-        Per block only the DTMF projections run; levels and spectra are computed per analysis
-        batch (``levels``, if given, only serves the per-frame recurring-tone rule)."""
-        s = self.s
+        Per block the frames are only buffered; DTMF, levels and spectra are computed per analysis
+        batch (DTMF also on demand when an agent stretch closes, see ``trim_agent``); ``levels``,
+        if given, only serves the per-frame recurring-tone rule."""
         n = frames.shape[0]
         t0 = self.frame_index
-        dtmf = self.dtmf(frames[:, 0]) >= s.dtmf_share  # the agent's keys are never agent talk
         allowed = np.ones((n, 2), bool)
-        allowed[:, 0] = ~dtmf
         pos = 0
         while pos < n:  # segments end on the global analysis clock; state changes apply after them
             k = min(n - pos, self._A - self._fill)
-            sl = slice(pos, pos + k)
-            if self.suppress_customer:
-                allowed[sl, 1] = False
+            if self.on_hold or self.ivr_active or self._music_streak >= self.s.music_mask_decisions:
+                allowed[pos : pos + k, 1] = False
             if self._tone_until >= t0 + pos:  # recurring tones (cadences): frames at the tone's level,
-                t = t0 + pos + np.arange(k)  # and the agent channel meanwhile (it carries their echo)
+                sl = slice(pos, pos + k)  # and the agent channel meanwhile (it carries their echo)
+                t = t0 + pos + np.arange(k)
                 lv = frame_levels_db(frames[sl, 1]) if levels is None else levels[sl, 1]
-                ok = (t > self._tone_until) | (np.abs(lv - self._tone_level) > s.tone_level_db)
+                ok = (t > self._tone_until) | (np.abs(lv - self._tone_level) > self.s.tone_level_db)
                 allowed[sl, 1] &= ok
                 allowed[sl, 0] &= ok
+            if self._unmute is not None and t0 + pos < self._unmute[1]:  # after a mute: the agent's line
+                sl = slice(pos, pos + k)  # noise is not talk while the activity's floor settles
+                allowed[sl, 0] &= ((t0 + pos + np.arange(k) >= self._unmute[1])
+                                   | (frame_levels_db(frames[sl, 0]) >= self._unmute[2]))
             f = self._fill
-            self._fbuf[f : f + k] = frames[sl]
-            self._dbuf[f : f + k] = dtmf[sl]
+            self._fbuf[f : f + k] = frames[pos : pos + k]
             self._fill += k
             pos += k
             if self._fill == self._A:
@@ -476,15 +495,33 @@ class CallStateTracker:
         self.frame_index = t0 + n
         return allowed
 
+    def _dtmf_pending(self) -> None:
+        """DTMF flags of the buffered agent frames not yet scored; new digit runs (with the
+        activity's onset and release margins) join ``_dtmf_runs`` (cut from agent stretches)."""
+        d0, d1 = self._dtmf_done, self._fill
+        if d1 <= d0:
+            return
+        flags = self.dtmf(self._fbuf[d0:d1, 0]) >= self.s.dtmf_share
+        self._dbuf[d0:d1] = flags
+        self._dtmf_done = d1
+        if flags.any():
+            t = self.frame_index - self._fill + d0  # global index of buffered frame d0
+            runs, _open = _runs(None, np.concatenate([flags, [False]]), t)
+            self._dtmf_runs += [(a - self._dtmf_pre, b + self._dtmf_post) for a, b in runs]
+
     def _analyse(self, t0: int, m: int) -> None:
         s = self.s
+        self._dtmf_pending()
         dtmf = self._dbuf[:m]
         levels = frame_levels_db(self._fbuf[:m])
-        self._fill = 0
-        peak, st1, st4, narrow = self.features(self._fbuf[:m, 1])
-        rx_tone = (peak >= s.tone_peak_share) & (st1 >= s.tone_stationarity) & (narrow <= s.tone_max_bins)
-        tone = np.stack([dtmf, rx_tone], axis=1)
-        self.classifier.decide(levels, np.stack([np.zeros(m), st4], axis=1), tone)
+        self._fill = self._dtmf_done = 0
+        stat = np.zeros((m, 2))
+        tone = np.zeros((m, 2), bool)
+        tone[:, 0] = dtmf
+        peak, st1, stat[:, 1], narrow = self.features(self._fbuf[:m, 1])
+        rx_tone = tone[:, 1]
+        rx_tone[:] = (peak >= s.tone_peak_share) & (st1 >= s.tone_stationarity) & (narrow <= s.tone_max_bins)
+        self.classifier.decide(levels, stat, tone)
         floor = self.classifier.floor_db
         audible = levels >= floor + s.audible_db
         rx_tone_b = self.classifier.tone_ring()[-m:]  # bridged (beating minima, μ-law)
@@ -614,13 +651,25 @@ class CallStateTracker:
             if muted and self._mute_start is None:
                 self._mute_start = t0 + int(np.argmax(quiet))
             elif not muted and self._mute_start is not None:
-                self._add_mutes([(self._mute_start, t0 + int(np.argmin(quiet)))])
+                end = t0 + int(np.argmin(quiet))
+                if end - self._mute_start >= s.mute_min_s / FRAME_S:  # unmuted: the line noise is back
+                    self._unmute = (end, end + int(round(s.unmute_settle_s / FRAME_S)),
+                                    f0 + s.unmute_talk_above_floor_db)
+                    k = end - t0  # this batch's frames since the unmute were not masked yet
+                    noise = levels[k:, 0] < self._unmute[2]
+                    runs, _open = _runs(None, np.concatenate([noise, [False]]), end)
+                    self._noise_runs += runs
+                self._add_mutes([(self._mute_start, end)])
                 self._mute_start = None
         horizon = t_end - int(60.0 / FRAME_S)
         if self._excluded and self._excluded[0][1] < horizon:
             self._excluded = [iv for iv in self._excluded if iv[1] >= horizon]
         if self._tone_runs and self._tone_runs[0][1] < horizon:
             self._tone_runs = [iv for iv in self._tone_runs if iv[1] >= horizon]
+        if self._noise_runs and self._noise_runs[0][1] < horizon:
+            self._noise_runs = [iv for iv in self._noise_runs if iv[1] >= horizon]
+        if self._dtmf_runs and self._dtmf_runs[0][1] < horizon:
+            self._dtmf_runs = [iv for iv in self._dtmf_runs if iv[1] >= horizon]
 
     def trim_agent(self, closed: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """The agent's closed raw stretches minus the call-progress tone runs known by now (their
@@ -630,10 +679,13 @@ class CallStateTracker:
         the prompt, which ends the IVR, is kept)."""
         if not closed:
             return closed
+        self._dtmf_pending()
         if self.ivr_active and (self._ivr_open is None or self.frame_index - self._ivr_open[1] <= self._ivr_gap
                                 or self.frame_index <= self._tone_until):
             return []  # ringing before a prompt, or a prompt playing: keep only what stays open
-        cut = self._tone_runs if self._ended_at is None else [*self._tone_runs, (self._ended_at, 1 << 62)]
+        cut = self._tone_runs + self._dtmf_runs + self._noise_runs
+        if self._ended_at is not None:
+            cut.append((self._ended_at, 1 << 62))
         return _cut(closed, cut) if cut else closed
 
     def trim_customer(self, closed: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -654,6 +706,12 @@ class CallStateTracker:
         """The activity stage's provisional agent state after a block of ``n`` frames."""
         if not talking:
             return
+        if self.ivr_active:  # keying digits to the machine is not talking to it
+            self._dtmf_pending()
+            t1 = self.frame_index
+            n -= sum(max(0, min(b, t1) - max(a, t1 - n)) for a, b in self._dtmf_runs[-8:])
+            if n <= 0:
+                return
         self.agent_talk_frames += n
         if self.frame_index <= self._tone_until:  # ringing: the agent channel carries its echo
             return
