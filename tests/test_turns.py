@@ -130,6 +130,7 @@ def test_response_latency_median():
 
 
 def test_hysteresis_block_shortcuts_match_frame_by_frame_steps():
+    """``run`` (with its block shortcuts) is exactly ``step`` frame by frame."""
     import numpy as np
     from pacelight.analysis.activity import ActivitySettings, _Hysteresis
 
@@ -142,12 +143,43 @@ def test_hysteresis_block_shortcuts_match_frame_by_frame_steps():
         p = (0.0, 0.97, 0.6, 0.1)[mode]
         strong = rng.random(5) < p
         weak = strong | (rng.random(5) < p)
-        fast.run(t, strong, weak)
+        keep = (rng.random(5) < 0.3 * p) if mode == 2 else None
+        fast.run(t, strong, weak, keep)
         for i in range(5):
-            slow.step(t + i, bool(strong[i]), bool(weak[i]))
+            slow.step(t + i, bool(strong[i]), bool(weak[i]), keep is not None and bool(keep[i]))
         t += 5
         assert fast.earliest_start(t) == slow.earliest_start(t)
     fast.flush(t)
     slow.flush(t)
     got, want = fast.take_closed(), slow.take_closed()
     assert got == want and len(want) > 100
+
+
+def test_sustain_frames_keep_a_turn_whole_but_never_open_one():
+    from pacelight.analysis.activity import ActivitySettings, _Hysteresis
+
+    h = _Hysteresis(ActivitySettings(onset_frames=3, release_hang_s=0.05, sustain_resume_s=0.1))
+    t = 0
+    for _ in range(10):  # quiet voiced frames alone: nothing opens
+        h.step(t, strong=False, weak=True, keep=True)
+        t += 1
+    assert h.open_start is None and h.closed == []
+    for _ in range(5):
+        h.step(t, strong=True, weak=True)
+        t += 1
+    for _ in range(30):  # 300 ms of quiet syllables, far past the 50 ms hang: still one turn
+        h.step(t, strong=False, weak=True, keep=True)
+        t += 1
+    assert h.open_start is not None
+    h.step(t, strong=False, weak=False)  # one dip closes it ...
+    t += 1
+    for _ in range(3):  # ... and sustain frames right after resume it
+        h.step(t, strong=False, weak=True, keep=True)
+        t += 1
+    assert h.open_start is not None
+    for _ in range(30):
+        h.step(t, strong=False, weak=False)
+        t += 1
+    h.flush(t)
+    segs = h.take_closed()
+    assert len(segs) == 2 and segs[1][0] - segs[0][1] == 1  # the dip frame; bridged downstream

@@ -16,7 +16,7 @@ Method (per 10 ms frame, both channels):
    leak is below the noise and the gate reduces to the noise floor (gain ``floor_A - level_B``). Until B
    has spoken for ``leak_min_evidence_s`` a prior is used, and a physical bound (``leak_max_db``)
    caps the estimate. A frame counts for A only if it is ``echo_margin_db`` above its predicted leak.
-2b. **Per-band gating** (``spectral``; off by default for now, see the setting). Echo and
+2b. **Per-band gating** (``spectral``, on by default). Echo and
    crosstalk are filtered copies of the other channel (the receive path is telephone band,
    the earpiece leak is low-passed), while close-talk speech covers the whole band, and line/room noise is coloured (brown/pink noise and
    hum sit low, where speech has little). Each frame gets one Hann-windowed rfft and band levels
@@ -37,7 +37,11 @@ Method (per 10 ms frame, both channels):
    ``onset_below_level_db`` of the speech level and ``onset_above_floor_db`` over the floor) and
    extends over adjacent *weak* frames (echo-gated and a few dB over the floor) — backwards up to
    ``onset_backtrack_s`` and forwards up to ``release_hang_s`` after the last strong frame, so
-   soft word onsets and decays are kept without latching onto background noise.
+   soft word onsets and decays are kept without latching onto background noise. Inside a
+   stretch (and within ``sustain_resume_s`` after one closed), *sustain* frames
+   — voiced, echo-gated, at most ``sustain_below_level_db`` under the speech level — count as
+   strong: quiet syllables, and the quieter party's own voice in double talk, keep a turn whole
+   instead of fragmenting it into a false interruption. They never open a stretch on their own.
 
 The detector emits raw talk stretches (frame index ranges); the turn tracker bridges pauses
 shorter than 0.2 s (CONTRACT section 2).
@@ -75,7 +79,7 @@ class ActivitySettings:
     leak_bound_by_levels: bool = True
     leak_min_evidence_s: float = 1.0
     floor_percentile: float = 0.15
-    floor_time_constant_s: float = 8.0
+    floor_time_constant_s: float = 4.0  # line noise drifts by 10+ dB within seconds (hold, brown)
     level_percentile: float = 0.8
     level_time_constant_s: float = 60.0
     level_min_evidence_s: float = 1.0
@@ -83,8 +87,13 @@ class ActivitySettings:
     onset_above_floor_db: float = 12.0
     weak_above_floor_db: float = 6.0
     weak_vad_above_floor_db: float = 1.0  # continuation where webrtcvad hears speech
+    # Inside an open stretch, a voiced, echo-gated frame within this much of the speech level
+    # restarts the release hang like a strong frame (quiet syllables of a turn, the quieter
+    # party in double talk); None: off.
+    sustain_below_level_db: float | None = 25.0
+    sustain_resume_s: float = 0.2  # ... and for this long after a stretch closed, may reopen it
     onset_frames: int = 3
-    onset_backtrack_s: float = 0.15
+    onset_backtrack_s: float = 0.10
     release_hang_s: float = 0.15
     # Word onsets and decays continue below what noise lets us see; pad every stretch by this much.
     pad_start_s: float = 0.0
@@ -187,16 +196,24 @@ class _Hysteresis:
         self.last_strong = -(10**9)
         self.open_start: int | None = None
         self.closed: list[tuple[int, int]] = []
+        self.last_end = -(10**9)
+        self.resume = int(round(s.sustain_resume_s / FRAME_S))
 
-    def step(self, t: int, strong: bool, weak: bool) -> None:
-        weak = weak or strong
+    def step(self, t: int, strong: bool, weak: bool, keep: bool = False) -> None:
+        """``keep``: a frame that cannot open a stretch but counts as strong inside one."""
+        weak = weak or strong or keep
         if self.open_start is not None:
             if not weak or t - self.last_strong > self.hang:
                 self.closed.append((self.open_start, min(t, self.last_strong + self.hang + 1) + self.pad_end))
+                self.last_end = self.closed[-1][1]
                 self.open_start = None
                 self.weak_run_start = None if not weak else t
                 self.strong_in_run = 0
                 self.first_strong = None
+            elif keep:
+                strong = True
+        if keep and self.open_start is None and t - self.last_end < self.resume:
+            strong = True  # a stretch that just closed on a dip resumes on quiet voiced frames
         if weak:
             if self.weak_run_start is None:
                 self.weak_run_start = t
@@ -217,19 +234,25 @@ class _Hysteresis:
                     start = self.closed[-1][1]
                 self.open_start = start
 
-    def run(self, t0: int, strong: np.ndarray, weak: np.ndarray) -> None:
+    def run(self, t0: int, strong: np.ndarray, weak: np.ndarray, keep: np.ndarray | None = None) -> None:
         """``step`` over frames ``t0, t0 + 1, ...``, skipping the blocks where it cannot change
         anything but counters (the common cases: silence, and the middle of a talk stretch)."""
         n = len(strong)
-        if self.open_start is None and self.weak_run_start is None and not (weak.any() or strong.any()):
+        with_keep = keep is not None and bool(keep.any())
+        if self.open_start is None and self.weak_run_start is None and not (
+                with_keep or weak.any() or strong.any()):
             return  # idle and nothing heard: every step would leave the state as it is
         if self.open_start is not None and t0 - self.last_strong <= self.hang and strong.all():
             self.last_strong = t0 + n - 1  # open, within the hang, all strong: it just goes on
             self.strong_in_run += n
             return
         step = self.step
-        for i, (st, wk) in enumerate(zip(strong.tolist(), weak.tolist(), strict=True)):
-            step(t0 + i, st, wk)
+        if with_keep:
+            for i, (st, wk, kp) in enumerate(zip(strong.tolist(), weak.tolist(), keep.tolist(), strict=True)):
+                step(t0 + i, st, wk, kp)
+        else:
+            for i, (st, wk) in enumerate(zip(strong.tolist(), weak.tolist(), strict=True)):
+                step(t0 + i, st, wk)
 
     def take_closed(self) -> list[tuple[int, int]]:
         out, self.closed = self.closed, []
@@ -392,8 +415,14 @@ class ChannelActivity:
             weak &= allowed
         self.last_strong = strong
         self.floor.add(e, n)
-        self.level.add(e[vad & echo_ok & (e >= floor + s.onset_above_floor_db)], 0)
-        self.hyst.run(self.frame_index, strong, weak)
+        voiced = vad & echo_ok & (e >= floor + s.onset_above_floor_db)
+        self.level.add(e[voiced], 0)
+        keep = None
+        if s.sustain_below_level_db is not None and level is not None:
+            keep = voiced & (e >= level - s.sustain_below_level_db)
+            if allowed is not None:
+                keep &= allowed
+        self.hyst.run(self.frame_index, strong, weak, keep)
         self.frame_index += n
 
     @property
