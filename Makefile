@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PACELIGHT := $(VENV)/bin/pacelight
 DEMO_OUT ?= demo-out
 
-.PHONY: all setup demo test test-fast bench lint model firmware-test chaos clean help
+.PHONY: all setup demo test test-fast bench lint model pace-model firmware-test chaos clean help
 
 help:
 	@echo "make demo           install what is needed, then run a simulated shift end to end"
@@ -41,6 +41,10 @@ model:
 	  $(TRAIN_VENV)/bin/python -m pip install -q --upgrade pip setuptools wheel && \
 	  $(TRAIN_VENV)/bin/python -m pip install -q -e '.[train]' && echo "$$key" > .stamps/venv-train; fi
 	TF_CPP_MIN_LOG_LEVEL=2 $(TRAIN_VENV)/bin/python -m pacelight_train.build
+
+# The learned syllable-nucleus density of the pace estimator (numpy/scipy; EmoDB train speakers only).
+pace-model: setup
+	$(PY) -m pacelight_train.syllables
 
 firmware-test: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_ledfw*.py
