@@ -91,7 +91,7 @@ class ActivitySettings:
     # restarts the release hang like a strong frame (quiet syllables of a turn, the quieter
     # party in double talk); None: off.
     sustain_below_level_db: float | None = 25.0
-    sustain_resume_s: float = 0.2  # ... and for this long after a stretch closed, may reopen it
+    sustain_resume_s: float = 0.1  # ... and for this long after a stretch closed, reopen it
     onset_frames: int = 3
     onset_backtrack_s: float = 0.10
     release_hang_s: float = 0.15
@@ -212,8 +212,9 @@ class _Hysteresis:
                 self.first_strong = None
             elif keep:
                 strong = True
-        if keep and self.open_start is None and t - self.last_end < self.resume:
-            strong = True  # a stretch that just closed on a dip resumes on quiet voiced frames
+        resume = keep and self.open_start is None and t - self.last_end < self.resume
+        if resume:
+            strong = True  # a stretch that just closed on a dip resumes on a sustain frame
         if weak:
             if self.weak_run_start is None:
                 self.weak_run_start = t
@@ -228,7 +229,7 @@ class _Hysteresis:
             self.strong_in_run += 1
             if self.first_strong is None:
                 self.first_strong = t
-            if self.open_start is None and self.strong_in_run >= self.onset_frames:
+            if self.open_start is None and (self.strong_in_run >= self.onset_frames or resume):
                 start = max(self.weak_run_start or t, self.first_strong - self.backtrack) - self.pad_start
                 if self.closed and start < self.closed[-1][1]:
                     start = self.closed[-1][1]
