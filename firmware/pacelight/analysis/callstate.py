@@ -5,15 +5,19 @@ activity stage and tells it which frames may count as talk at all (the ``allowed
 
 **Per-frame features** (computed on the global frame clock, so they never depend on chunking):
 
-* agent channel, every block: a *DTMF score* per frame (16 ms Hann window projected on the 8
-  ITU-T Q.23 frequencies; best low + best high group share of the energy, ≈ 1 for a digit);
-  digit frames are masked at once (``dtmf_share``);
+* agent channel, per analysis batch (and on demand for the buffered frames when an agent stretch
+  closes): a *DTMF score* per frame (16 ms Hann window projected on the 8 ITU-T Q.23 frequencies;
+  best low + best high group share of the energy, ≈ 1 for a digit); digit runs (``dtmf_share``,
+  with the activity's onset/release margins) are cut from the agent's closed stretches, so a
+  block costs only a buffer copy;
 * receive path, per analysis batch: one Hann-windowed 256-point rfft per frame (16 ms ending at the
   frame's end), telephone band 250–3500 Hz: *peak share* (6 strongest bins / band energy), the
   number of bins within 20 dB of the peak, and *stationarity* — cosine similarity of the spectrum
   with the one 10 ms earlier (3-bin smoothed, so two-tone beating is stationary) and 40 ms earlier
   (context: speech changes formants every syllable, ≈ 0.75; held notes, chords and tones ≈ 0.9–1.0).
-  A *tone* frame is narrow (≤ ``tone_max_bins``), peaky and stationary.
+  A *tone* frame is narrow (≤ ``tone_max_bins``), peaky and stationary; audible receive-path tone
+  flags are bridged over gaps of ``tone_gap_frames`` (beating minima, μ-law and line noise break
+  single frames of ringback and busy tones; tonal vowels still do not form long runs).
 
 **Context decisions** every ``analysis_frames`` frames on the global frame index (never on block
 boundaries): over the last ``context_s`` the mean stationarity of the frames within ``active_db``
@@ -29,8 +33,14 @@ syllable dips), so they are music. A decision applies to the frames after it (no
   (``music_mask_decisions`` music decisions in a row already mask it meanwhile; once the hold is
   recognised, the customer stretches since its first music frame are cut).
   While on hold every customer frame is excluded (messages spoken over the music, sung passages,
-  note decays). Hold ends ``hold_release_s`` after the last music; it is reported from the first
-  to the last music frame of the stretch.
+  note decays). The hold starts with the sound run its first music frame belongs to (back to the
+  last silent frame, at most ``hold_onset_s``) and its evidence includes the sound that continues
+  the music without a pause: after ≥ ``music_mask_decisions`` music decisions, sound that never
+  falls to the floor (``bed_gap_s``: a message or singing over the bed) counts as music; any sound
+  up to a ``hold_tail_gap_s`` pause extends the hold's end. Hold ends ``hold_release_s`` after the
+  last evidence and is reported from its start to the last evidence frame. Once music masks the
+  receive path, customer stretches closing meanwhile are cut from the music run's onset.
+  Limit: a customer who talks right as the music stops loses that first phrase (up to a pause).
 * *IVR* (a machine on the receive path): armed by machine evidence — a call-progress tone on the
   receive path (ringback: a continuous tone run of ``machine_tone_s``) before the conversation has
   started and before any receive-path speech, or the agent's own DTMF digits (several within
@@ -44,19 +54,24 @@ syllable dips), so they are music. A decision applies to the frames after it (no
   answers right after the agent's digits, before the agent speaks, is counted as IVR until the
   agent talks; an agent who talks over a prompt ends the IVR stretch.
 * *tones*: agent DTMF frames are never agent talk; a receive-path call-progress tone (ringback,
-  busy: a continuous run of ``machine_tone_s`` at one level, not during music) is cut from both
-  parties' stretches (its echo reaches the headset), and after it
-  receive-path frames at the tone's level (within ``tone_level_db``) stay excluded for
-  ``tone_hold_s`` (cadence onsets and beating).
+  busy: a continuous run of ``machine_tone_s`` at one level, not during music) is cut, with
+  ``tone_edge_frames`` of onset and decay, from both parties' stretches (its echo reaches the
+  headset), and after it receive-path frames at the tone's level (within ``tone_level_db``) stay
+  excluded for ``tone_hold_s`` (cadence onsets and beating). A call-progress tone after the
+  conversation started means the far end hung up (busy): agent stretches after it are not talk
+  and cues stay quiet until ``rx_resume_s`` of receive-path speech.
 * *mute*: most frames of analysis batches on the agent channel are ``mute_below_floor_db`` under
   its own noise floor (which falls at most ``mute_floor_fall_db_per_s``) and under ``mute_max_dbfs``
   (line silence or comfort noise) for at least ``mute_min_s`` after the agent has spoken. A
-  channel whose floor is already digital silence (clean files) never reports mute.
+  channel whose floor is already digital silence (clean files) never reports mute. After an
+  unmute, for ``unmute_settle_s`` (the activity's floor, pulled down by the silence, settles),
+  agent frames under the pre-mute floor + ``unmute_talk_above_floor_db`` are line noise, not talk.
 
-Apart from DTMF and call-progress tone frames the agent channel is never masked (hold music does
-not reach the headset microphone), so the agent talking over the customer's hold music still counts;
-only agent stretches that end while ringing or while a prompt plays (IVR armed) are dropped
-(``trim_agent``: talking to a machine, its echo or the room's babble is not conversation).
+Apart from DTMF, call-progress tone and post-unmute noise frames the agent channel is never
+masked (hold music does not reach the headset microphone), so the agent talking over the customer's
+hold music still counts; only agent stretches that end while ringing, while a prompt plays (IVR
+armed) or after a hang-up tone are dropped (``trim_agent``: talking to a machine, its echo or the
+room's babble is not conversation).
 """
 
 from __future__ import annotations
@@ -171,13 +186,15 @@ class FrameFeatures:
         self._tail = np.zeros(_NFFT - FRAME_SAMPLES, np.float32)
         self._lastmag = np.zeros((_CTX_LAG, self._b1 - self._b0), np.float32)
         self._lastsm = np.zeros((1, self._b1 - self._b0 - 2), np.float32)
+        self._idx = np.zeros((0, _NFFT), np.intp)  # window gather indices (grown on demand)
 
     def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
         x = np.concatenate([self._tail, frames.reshape(-1)])
         self._tail = x[-(_NFFT - FRAME_SAMPLES) :]
         n = len(frames)
-        win = np.lib.stride_tricks.as_strided(x, (n, _NFFT), (x.strides[0] * FRAME_SAMPLES, x.strides[0]),
-                                              writeable=False)  # (n, NFFT): 16 ms ending at each frame's end
+        if len(self._idx) < n:
+            self._idx = np.arange(n)[:, None] * FRAME_SAMPLES + np.arange(_NFFT)
+        win = x[self._idx[:n]]  # (n, NFFT): 16 ms ending at each frame's end
         spec = np.fft.rfft(win * self._window, axis=-1)[:, self._b0 : self._b1]
         pw = spec.real**2 + spec.imag**2
         tot = pw.sum(-1) + 1e-20
@@ -392,9 +409,11 @@ class CallStateTracker:
         self._fbuf = np.zeros((self._A, 2, FRAME_SAMPLES), np.float32)
         self._dbuf = np.zeros(self._A, bool)
         self._dtmf_done = 0  # buffered frames whose DTMF flags are known
+        self._allowed_cache: dict[tuple[int, bool], np.ndarray] = {}
         self._dtmf_runs: list[tuple[int, int]] = []  # recent agent DTMF runs (with margins)
         self._dtmf_pre = 3  # frames: the activity's onset may start a little before a digit
         self._dtmf_post = 16  # ... and releases release_hang_s (0.15 s) after it
+        self._dtmf_min = 3  # frames: runs this long get the margins
         self._fill = 0
         self._hw = int(round(s.hold_window_s / FRAME_S))
         self._hmin = int(round(s.hold_min_music_s / FRAME_S))
@@ -469,6 +488,16 @@ class CallStateTracker:
         if given, only serves the per-frame recurring-tone rule."""
         n = frames.shape[0]
         t0 = self.frame_index
+        f = self._fill
+        if n <= self._A - f and self._tone_until < t0 and (self._unmute is None or t0 >= self._unmute[1]):
+            # common case: the block lies inside one analysis batch, no per-frame rule applies
+            self._fbuf[f : f + n] = frames
+            self._fill = f + n
+            masked = self.on_hold or self.ivr_active or self._music_streak >= self.s.music_mask_decisions
+            if self._fill == self._A:
+                self._analyse(t0 + n - self._A, self._A)
+            self.frame_index = t0 + n
+            return self._const_allowed(n, masked)
         allowed = np.ones((n, 2), bool)
         pos = 0
         while pos < n:  # segments end on the global analysis clock; state changes apply after them
@@ -495,6 +524,17 @@ class CallStateTracker:
         self.frame_index = t0 + n
         return allowed
 
+    def _const_allowed(self, n: int, customer_masked: bool) -> np.ndarray:
+        """A shared read-only (n, 2) mask: all allowed, or the receive path masked."""
+        key = (n, customer_masked)
+        a = self._allowed_cache.get(key)
+        if a is None:
+            a = np.ones((n, 2), bool)
+            a[:, 1] = not customer_masked
+            a.flags.writeable = False
+            self._allowed_cache[key] = a
+        return a
+
     def _dtmf_pending(self) -> None:
         """DTMF flags of the buffered agent frames not yet scored; new digit runs (with the
         activity's onset and release margins) join ``_dtmf_runs`` (cut from agent stretches)."""
@@ -507,7 +547,8 @@ class CallStateTracker:
         if flags.any():
             t = self.frame_index - self._fill + d0  # global index of buffered frame d0
             runs, _open = _runs(None, np.concatenate([flags, [False]]), t)
-            self._dtmf_runs += [(a - self._dtmf_pre, b + self._dtmf_post) for a, b in runs]
+            self._dtmf_runs += [(a - self._dtmf_pre, b + self._dtmf_post) if b - a >= self._dtmf_min else (a, b)
+                                for a, b in runs]  # a digit lasts ≥ 40 ms; a voiced speech frame may score once
 
     def _analyse(self, t0: int, m: int) -> None:
         s = self.s
