@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                                           until=END))),
         ("team: per week, one year", lambda: q.aggregate("team", "week", CallQuery(team_id="team-07"))),
         ("fleet: devices", lambda: q.devices()),
-        ("agents per day, last 30 days (CSV export data)", lambda: q.aggregate("agent", "day", d30)),
+        ("agents per day, last 30 days (dicts, as the JSON API serves them)", lambda: q.aggregate("agent", "day", d30)),
         ("per team per week, 30 days from 07:30 to 16:00 (partial edge days)", lambda: q.aggregate(
             "team", "week", CallQuery(since=d30.since + timedelta(hours=7.5), until=END - timedelta(hours=8)))),
         ("one device per day, one year", lambda: q.aggregate("all", "day", CallQuery(device_id="dev-0099"))),

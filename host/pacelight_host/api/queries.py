@@ -153,7 +153,7 @@ def csv_line_sql(key: str, period: str, m) -> tuple[str, int]:
     terms = _figure_terms(m, "REAL")
     names = FIGURES[2:]
     vals = [round_sql(e, PRECISION[nm], "sqlite") for (e, _), nm in zip(terms, names, strict=True)]
-    conds = [c for _, c in terms if c]
+    conds = list(dict.fromkeys(c for _, c in terms if c))
     fast = ", ".join(vals)
     slow = ", ".join(v if c is None else f"CASE WHEN {c} THEN printf('{f}', {v}) END"
                      for v, (_, c), f in zip(vals, terms, FIGURE_FORMATS[2:], strict=True))
