@@ -122,11 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         if need:
             list(pool.map(_sim_one, need)) if pool else [_sim_one(a) for a in need]
         wav = {(i, cs): str(folder / f"c{i:02d}-{int(cs)}.wav") for i in range(args.calls) for cs in (True, False)}
-        jobs = [(wav[i, True], True) for i in range(args.calls)] + [(wav[i, True], False) for i in range(args.calls)]
+        # Stage on and off of the same call side by side (adjacent jobs run at the same time on the
+        # two workers, so both see the same machine load).
+        jobs = [(wav[i, True], cs) for i in range(args.calls) for cs in (True, False)]
         jobs += [(wav[i, False], True) for i in range(args.calls)]
         out = _run(pool, jobs)
         n_calls = args.calls
-        on_cs, off_cs, on_plain = out[:n_calls], out[n_calls : 2 * n_calls], out[2 * n_calls :]
+        on_cs, off_cs, on_plain = out[0 : 2 * n_calls : 2], out[1 : 2 * n_calls : 2], out[2 * n_calls :]
         found_rows, found_ok = (foundation(pool, args.foundation_dir) if not args.no_foundation
                                 and args.foundation_dir.exists() else ([], True))
     finally:
@@ -217,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "(ringback, IVR, DTMF, hold music of every style, agent mute, busy tone) and again without it "
         "(same seed), analysed by `analyze`'s pipeline (pace and cues on, tone off). CPU from "
         "`time.process_time` (file reading included) on the same call-state files with the stage on and off, "
-        "two worker processes.\n\n"
+        "each call's two runs side by side on the two worker processes (a shared machine: figures vary run to run).\n\n"
         + table(["measure", "value", "target"], summary)
         + ("\n\nNormal calls (no call-state content) with the stage on vs off — target: talk-ratio error "
            "within 0.5 pp, F1 within 0.005:\n\n" + table(found_rows[0], found_rows[1:]) if found_rows else "")

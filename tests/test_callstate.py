@@ -227,6 +227,44 @@ def test_agent_mute_is_reported(style: str) -> None:
     assert abs(tot.mute_s - 4.0) <= 0.3, tr.intervals_s()
 
 
+def test_after_an_unmute_line_noise_is_not_agent_talk_but_speech_is() -> None:
+    """muted (line silence) → unmuted: the returning line noise is masked while the activity's floor
+    settles; the agent's speech after the unmute is allowed."""
+    agent = _noise(14 * SR, -50, 10)
+    agent[4 * SR : 8 * SR] = 0.0
+    said = _speech("Sorry, I was muted.", "en-us", -20)
+    agent[10 * SR : 10 * SR + said.size] += said
+    tr = CallStateTracker()
+    allowed = _run(tr, _stereo(agent, _noise(agent.size, -60, 11)))
+    tr.finish()
+    assert len(tr.mutes) == 1
+    end = tr.mutes[0][1]
+    assert not allowed[end + 40 : 10 * 100, 0].any()  # noise after the unmute (after its detection)
+    assert tr.trim_agent([(end, end + 30)]) == []  # ... and before it: cut from closed stretches
+    voiced = _active(agent, -35)[10 * 100 : (10 * SR + said.size) // FRAME_SAMPLES]
+    assert allowed[10 * 100 : (10 * SR + said.size) // FRAME_SAMPLES, 0][voiced].all()
+
+
+def test_busy_tone_after_the_conversation_is_a_hang_up() -> None:
+    """conversation → the far end hangs up (busy tone): the tone is not customer talk, agent talk
+    after it is not conversation and cues stay quiet; customer speech afterwards resumes the call."""
+    busy, _ = music.cadence_tone((480.0, 620.0), 0.5, 0.5, 3.0)
+    rx = _noise(9 * SR, -60, 3)
+    rx[2 * SR : 2 * SR + busy.size] += busy * 10 ** (-24 / 20)
+    said = _speech(CUSTOMER, "en-gb+m3", -22)
+    rx = np.concatenate([rx, said, _noise(SR, -60, 4)])
+    tr = CallStateTracker()
+    allowed = _run(tr, _stereo(_noise(rx.size, -55, 5), rx), block=5)
+    on = np.zeros(len(allowed), bool)
+    on[200:500] = np.abs(busy[: 300 * FRAME_SAMPLES].reshape(-1, FRAME_SAMPLES)).max(1) > 0.1
+    assert _not_talk(tr, allowed)[on].mean() > 0.95
+    assert tr._ended_at is None  # the customer talked again: the call resumed
+    tr2 = CallStateTracker()
+    _run(tr2, _stereo(_noise(rx.size, -55, 5), rx)[: 6 * SR])
+    assert tr2.quiet_for_cues  # hung up: no cues
+    assert tr2.trim_agent([(450, 550)]) == []  # "hello? hello?" to nobody is not conversation
+
+
 def test_clean_digital_silence_is_not_mute() -> None:
     agent = np.zeros(8 * SR, np.float32)
     agent[SR : 2 * SR] = _noise(SR, -20, 12)
