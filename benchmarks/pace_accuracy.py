@@ -138,6 +138,15 @@ def emodb_section(settings: PaceSettings, quick: bool, res: dict) -> str:
     praat_raw = stats(true, ho[:, 4] / ho[:, 3])
     praat_cal = stats(true, praat_scale * ho[:, 4] / ho[:, 3])
     res["emodb_utt_r"], res["emodb_utt_mae"] = ours["r"], ours["mae"]
+    alt_rows = []
+    if settings.detector == "peaks":  # the learned detector side by side (off by default)
+        lrn = replace(raw1, detector="learned")
+        lc = np.array([ours_count(c.load(), c.active_mask(frames_from_signal(c.load()).shape[0]), lrn)
+                       for c in held], float)
+        lst = stats(true, cal * lc[:, 0] / lc[:, 1])
+        res["emodb_utt_r_learned"], res["emodb_utt_mae_learned"] = lst["r"], lst["mae"]
+        alt_rows = [["learned nucleus density (`detector=\"learned\"`, off by default)", lst["r"], lst["mae"],
+                     lst["bias"], lst["max"]]]
     log.info("EmoDB utterances done in %.1f s", time.perf_counter() - t0)
 
     # per-speaker concatenations (held-out speakers), ≥ 20 s of audio each
@@ -176,7 +185,8 @@ def emodb_section(settings: PaceSettings, quick: bool, res: dict) -> str:
         "pauses removed; nuclei counted inside the labelled speech only):",
         "",
         table(["method", "Pearson r", "MAE", "bias", "max err"], [
-            ["ours (calibrated)", ours["r"], ours["mae"], ours["bias"], ours["max"]],
+            [f"ours (calibrated, detector {settings.detector!r})", ours["r"], ours["mae"], ours["bias"], ours["max"]],
+            *alt_rows,
             ["Praat de Jong & Wempe (raw)", praat_raw["r"], praat_raw["mae"], praat_raw["bias"], praat_raw["max"]],
             ["Praat de Jong & Wempe (EmoDB-train scale)", praat_cal["r"], praat_cal["mae"], praat_cal["bias"],
              praat_cal["max"]],
@@ -437,7 +447,10 @@ def sim_section(settings: PaceSettings, quick: bool, res: dict) -> str:
     return (f"`pacelight simulate --n {n_calls} --seed 23 --minutes 1.5` (espeak-ng en/ru/Mandarin calls with "
             "noise, babble, echo, telephone-band customer); truth = the simulator's per-party pace "
             "(count_syllables / talk seconds). Parties with < 8 s of talk have no truth and are skipped. "
-            "Informative, no target.\n\n" + summary + "\n\n"
+            "Informative, no target."
+            + (f" The 'ours' row uses detector {settings.detector!r}; `pacelight analyze` always runs the "
+               "pipeline's default (peaks)." if settings.detector != "peaks" else "")
+            + "\n\n" + summary + "\n\n"
             + table(["call", "party", "lang", "true", "ours", "pipeline", "naive"], rows))
 
 
@@ -552,9 +565,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration", type=float, default=None,
                     help="override the calibration factor (e.g. the EmoDB-fitted CALIBRATION_SCALE); "
                     "recorded in its own section")
+    ap.add_argument("--detector", choices=("peaks", "learned"), default="peaks",
+                    help="nucleus detector (PaceSettings.detector); 'learned' is recorded in its own section")
     args = ap.parse_args(argv if argv is not None else sys.argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = PaceSettings() if args.calibration is None else PaceSettings(calibration=args.calibration)
+    settings = PaceSettings(detector=args.detector)
+    if args.calibration is not None:
+        settings = replace(settings, calibration=args.calibration)
     res: dict = {}
     parts = []
     t0 = time.perf_counter()
@@ -584,12 +601,15 @@ def main(argv: list[str] | None = None) -> int:
         ("CPU ≤ 0.5 ms per s of audio", res["cpu_ms_per_s"] <= TARGETS["cpu_ms_per_s"]),
     ]
     summary = "\n".join(f"- {'PASS' if ok else 'FAIL'}: {name}" for name, ok in checks)
-    body = (f"Estimator: `pacelight.pace.SyllableRateEstimator` with default `PaceSettings` "
-            f"(calibration {settings.calibration:.4f}).{' QUICK run (subsampled).' if args.quick else ''}\n\n"
+    body = (f"Estimator: `pacelight.pace.SyllableRateEstimator` with `PaceSettings` "
+            f"(detector {settings.detector!r}, calibration {settings.calibration:.4f}).{' QUICK run (subsampled).' if args.quick else ''}\n\n"
             f"{summary}\n\n" + "\n\n".join(parts) + f"\n\n_Benchmark wall time {time.perf_counter() - t0:.0f} s._")
     print(summary)
     if not args.no_record:
-        if args.calibration is None:
+        if args.detector == "learned":
+            write_section("pace_accuracy_learned", "Pace accuracy with the learned nucleus detector (not the default)",
+                          body)
+        elif args.calibration is None:
             write_section("pace_accuracy", "Pace (syllable rate) accuracy", body)
         else:
             write_section("pace_accuracy_cal", f"Pace accuracy with calibration {args.calibration:.4f}", body)

@@ -176,6 +176,43 @@ def test_calibration_constant_matches_a_refit_on_emodb_train():
     assert fit_calibration() == pytest.approx(CALIBRATION_SCALE, abs=0.002)
 
 
+@needs_espeak
+def test_learned_detector_is_streaming_and_matches_the_training_features():
+    from pacelight.pace.estimator import NUCLEUS_MODEL, load_nucleus_model
+    from pacelight_train.syllables import clip_features
+
+    x, syl = _speech()
+    act = _energy_activity(frames_from_signal(x))
+    s = PaceSettings(detector="learned", timeline_step_s=0.5)
+    runs = [_feed(x, act, b, s) for b in (1, 5, 100, 7)]
+    ref = runs[0]
+    for e in runs[1:]:
+        assert e.raw_nuclei == ref.raw_nuclei and e.voiced_s == ref.voiced_s
+        assert e.timeline() == ref.timeline()
+    assert ref.voiced_s == _feed(x, act, 5).voiced_s  # same voiced-time definition as the peak picker
+    # the streaming count is the rounded sum of the model's density over active frames, computed
+    # offline from the training code's features
+    m = load_nucleus_model(NUCLEUS_MODEL)
+    feats, level = clip_features(x, act)
+    mass = float((m(feats) * (act & (level >= s.abs_floor_db))).sum())
+    assert ref.raw_nuclei == int(np.floor(mass + 0.5))
+    assert 0.5 * syl < ref.syllables < 1.5 * syl
+
+
+def test_learned_detector_on_silence_tones_and_nan():
+    s = PaceSettings(detector="learned")
+    est = _feed(np.zeros(SAMPLE_RATE_HZ * 12, np.float32), np.ones(1200, bool), 5, s)
+    assert est.raw_nuclei <= 1 and est.call_rate_syl_s() is not None and est.call_rate_syl_s() < 0.2
+    steady = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(SAMPLE_RATE_HZ * 10) / SAMPLE_RATE_HZ)).astype(np.float32)
+    rate = _feed(steady, np.ones(1000, bool), 5, s).call_rate_syl_s()
+    assert rate is not None and 0.0 <= rate <= 10.0
+    bad = np.full((200, FRAME_SAMPLES), np.nan, np.float32)
+    est = run_estimator(bad, np.ones(200, bool), s)
+    assert np.isfinite(est.syllables)
+    with pytest.raises(ValueError):
+        PaceSettings(detector="neural")
+
+
 def test_targets_and_baseline(tmp_path):
     from pacelight.pace.targets import (
         AgentBaselineStore,

@@ -59,6 +59,7 @@ class EmoClip:
     vocalic_syllables: int = 0  # labels that contain a vowel letter
     emotion: str = ""  # manifest emotion (benchmark breakdowns only)
     onsets_s: tuple[float, ...] = ()  # labelled syllable onsets on the clip's timeline
+    labels: tuple[str, ...] = ()  # realised syllable labels, one per onset
 
     @property
     def rate_syl_s(self) -> float:
@@ -71,6 +72,10 @@ class EmoClip:
         for lo, hi in self.pauses_s:
             a &= ~((t >= lo) & (t < hi))
         return a
+
+    def is_vocalic(self) -> list[bool]:
+        """Per counted syllable (see :meth:`syllable_spans_s`): does its label contain a vowel letter?"""
+        return [bool(_VOWEL.search(lab)) for lab in self.labels[:self.syllables]]
 
     def syllable_spans_s(self) -> list[tuple[float, float]]:
         """(start, end) of each counted syllable: onset to the next onset, labelled pause or speech end.
@@ -114,7 +119,7 @@ def load_emodb(data_dir: Path | None = None, splits: tuple[str, ...] = ("train",
             out.append(EmoClip(d / r["path"], m["speaker"], m["split"], int(r["syllables"]),
                                float(r["speech_s"]), float(r["speech_start_s"]), float(r["speech_end_s"]),
                                pauses, r["truncated"] == "yes", vocalic,  # type: ignore[arg-type]
-                               m["emotion"], onsets))
+                               m["emotion"], onsets, tuple(r["labels"].split())))
     return out
 
 
