@@ -367,8 +367,10 @@ class ChannelActivity:
             self.band_floor.add(np.concatenate(self._pend_floor), self._pend_n)
             self._pend_floor, self._pend_leak, self._pend_n = [], [], 0
             self._band_floors = self.band_floor.percentile(s.floor_percentile)
+            self._band_floors_pow = 10.0 ** (self._band_floors / 10.0)
             self._band_gains = self.band_leak_gains_db()
-        pred = _powsum_db(self._band_gains[None, :] + other_bmax, self._band_floors[None, :])
+        # _powsum_db(gains + other_bmax, floors), with the floors' powers cached
+        pred = 10.0 * np.log10(10.0 ** ((self._band_gains + other_bmax) / 10.0) + self._band_floors_pow)
         ex = np.sort(eb - pred, axis=1)
         return ex[:, -1], ex[:, -s.band_agree]
 
@@ -390,7 +392,7 @@ class ChannelActivity:
         if level is not None:
             onset_thr = max(onset_thr, level - s.onset_below_level_db)
         self._other_level_db = other_level_db
-        self._other_talk_frames = self._other_talk_frames * self._leak_decay**n + int(evidence.sum())
+        self._other_talk_frames = self._other_talk_frames * self._leak_decay**n + np.count_nonzero(evidence)
         floor_ok = (e >= floor + s.weak_above_floor_db) | (vad & (e >= floor + s.weak_vad_above_floor_db))
         if s.spectral and eb is not None and other_bmax is not None:
             x, x_agree = self._band_excess_db(eb, other_bmax, evidence)
