@@ -91,3 +91,41 @@ def test_dtmf_and_cadences() -> None:
     assert np.abs(ring[int(3 * SR):int(5 * SR)]).max() == 0.0
     _busy, bmarks = music.cadence_tone((480.0, 620.0), 0.5, 0.5, 3.0)
     assert len(bmarks) == 3
+
+
+def _call_state_spans(truth: dict) -> dict[str, list[tuple[float, float]]]:
+    ev = truth["call_state_events"]
+    cust = [(h["start"], h["end"]) for h in ev["hold_music"]]
+    cust += [(ev[k]["start"], ev[k]["end"]) for k in ("ringback", "ivr", "busy") if k in ev]
+    agent = [(s, e) for s, e, _d in ev["dtmf"]["tones"]] if "dtmf" in ev else []
+    if "mute" in ev:
+        agent.append((ev["mute"]["start"], ev["mute"]["end"]))
+    return {"agent": agent, "customer": cust}
+
+
+def test_call_state_sounds_are_added_to_the_same_call(calls) -> None:
+    """Call-state content draws from its own stream: without its sounds (the twin) the call has the
+    same clean tracks, truth, levels, noise and babble, and the same audio outside the call-state spans."""
+    from dataclasses import replace
+
+    for seed, call in zip((21, 22), calls, strict=True):
+        spec = CallSpec(duration_s=75.0, langs=(call.truth["languages"][0],), call_state=True)
+        twin = simulate_call(replace(spec, call_state_sounds=False), seed)
+        assert np.array_equal(call.clean, twin.clean)
+        for key in ("segments", "overlaps", "talk", "overtalk", "utterances", "holds"):
+            assert call.truth[key] == twin.truth[key], key
+        fx, fx_twin = call.truth["effects"], twin.truth["effects"]
+        for key in ("target_level_dbfs", "customer_noise", "agent_noise", "line_echo", "mic_leak", "babble"):
+            assert fx[key] == fx_twin[key], key
+        assert twin.truth["call_state_sounds"] is False and "call_state" not in twin.truth
+        spans = _call_state_spans(call.truth)
+        for ch, party in enumerate(("agent", "customer")):
+            keep = np.ones(call.audio.shape[0], bool)
+            for s, e in spans[party]:
+                keep[max(0, int((s - 0.1) * SR)):int((e + 0.2) * SR)] = False
+            assert keep.mean() > 0.4
+            ratio = fx["peak_limit_scale"][party] / fx_twin["peak_limit_scale"][party]
+            got, want = call.audio[keep, ch], twin.audio[keep, ch] * ratio
+            # up to the coded tails of the receive-path sounds and the 4-decimal rounding of the scales
+            assert np.abs(got - want).max() < 5e-4
+            assert not np.array_equal(call.audio[~keep, ch], twin.audio[~keep, ch])  # the sounds are there

@@ -6,7 +6,8 @@ short fade), plain overlaps and silent hold stretches; speech from espeak-ng (se
 rates per language) and optionally real clips. Truth (segments, overlaps, talk, overtalk, pace)
 is computed from the CLEAN per-party tracks before any channel effects; then the channel effects
 (:mod:`pacelight.sim.effects`) make the stereo WAV (ch0 agent mic, ch1 customer receive path).
-Every random choice comes from one ``numpy.random.Generator(seed)``: same seed, same bytes.
+Every random choice comes from one ``numpy.random.Generator(seed)`` (call-state content from its
+own child stream of the same seed): same seed, same bytes.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class CallSpec:
     hold_prob: float = 0.5  # chance that the call has one silent hold stretch of 5–20 s
     backchannels_per_s: float = 1 / 7  # inside the other's turns of 3 s or more
     call_state: bool = False  # music on hold, IVR, DTMF, ringback/busy, agent mute (see callstate)
+    # With call_state: False leaves out every call-state sound (and its truth) but keeps the same
+    # schedule, levels, noise and babble — the fair "same call without call-state content".
+    call_state_sounds: bool = True
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -211,6 +215,9 @@ class _Builder:
         self.spec = spec
         self.seed = seed
         self.rng = np.random.default_rng(seed)
+        # Call-state content (pacelight.sim.callstate) draws from its own child stream: self.rng's
+        # draws (conversation, levels, noise, babble) are the same with and without it.
+        self.cs_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
         rng = self.rng
         self.lang = str(rng.choice(spec.langs))
         voices = content.VOICES[self.lang]
@@ -238,10 +245,10 @@ class _Builder:
         self.force_hold = False
 
     # -- rendering
-    def speed_for(self, party: Party, t_s: float) -> int:
+    def speed_for(self, party: Party, t_s: float, rng: np.random.Generator | None = None) -> int:
         lo, hi = getattr(self.spec, f"{party}_speed_wpm")
         j = self.spec.speed_jitter_wpm // 5
-        s = self.base_speed[party] + 5 * int(self.rng.integers(-j, j + 1))
+        s = self.base_speed[party] + 5 * int((rng or self.rng).integers(-j, j + 1))
         s = int(np.clip(s, lo, hi))
         rc = self.spec.rate_change
         if rc is not None and rc.party == party and t_s >= rc.at_s:
@@ -600,8 +607,10 @@ def simulate_call(spec: CallSpec, seed: int, call_id: str | None = None) -> Simu
     truth = b.truth(active)
     agent, cust, fx = _apply_effects(b, track, active)
     truth["effects"] = fx
-    if spec.call_state:
+    if spec.call_state and spec.call_state_sounds:
         agent, cust = callstate.render(b, extra, agent, cust, truth)
+    elif spec.call_state:
+        truth["call_state_sounds"] = False  # the twin: same call, none of the call-state sounds
     mix = np.stack([agent, cust], axis=1)
     scale = {}
     for ch, p in enumerate(("agent", "customer")):

@@ -9,6 +9,12 @@ period (line silence or comfort noise on the agent channel); a busy tone (480+62
 after the customer hangs up. None of it is talk: truth ``segments``/``overlaps`` still come from
 the parties' own utterances. Truth gains ``call_state`` {hold_s, ivr_s, mute_s}, per-channel
 labelled ``classes`` (speech|music|tone|silence|ivr) and ``call_state_events``.
+
+Every call-state choice comes from its own generator (``b.cs_rng``, a child of the call's seed), so
+the conversation, levels, line noise and office babble draw exactly what the same schedule draws
+without call-state content. ``CallSpec(call_state_sounds=False)`` gives that twin: the same call
+(preamble room, forced hold, agent talk over hold, mute-time edits) with none of the call-state
+sounds and no call-state truth — the fair "without" of a call-state call.
 """
 
 from __future__ import annotations
@@ -43,12 +49,12 @@ REF_LEVEL_DB = -20.0  # = pacelight.sim.call.REF_LEVEL_DB (utterances are normal
 def _ivr_voice(b: _Builder) -> str:
     used = set(b.voice.values())
     free = [v for v in content.VOICES[b.lang] if v not in used]
-    return free[int(b.rng.integers(0, len(free)))]
+    return free[int(b.cs_rng.integers(0, len(free)))]
 
 
 def reserve(b: _Builder) -> None:
     """Before scheduling: lay out the preamble (ringback, IVR, DTMF) and reserve the busy tail."""
-    rng = b.rng
+    rng = b.cs_rng
     dur = b.n / SR
     cs: dict[str, Any] = {}
     t = int(rng.uniform(0.2, 0.6) * SR)
@@ -81,13 +87,13 @@ def plan(b: _Builder) -> dict[str, Any]:
     """After scheduling: agent talk over hold music, and one agent mute period (changes ``b.utts``)."""
     from pacelight.sim.call import Utterance
 
-    rng, cs = b.rng, b.callstate
+    rng, cs = b.cs_rng, b.callstate
     talk_over = []
     for h0, h1 in b.holds:
         if rng.random() < 0.5 and (h1 - h0) / SR >= 7.0:
             pool = content.AGENT_SENTENCES[b.lang]
             text = str(pool[int(rng.integers(0, len(pool)))])
-            speed = b.speed_for("agent", h0 / SR)
+            speed = b.speed_for("agent", h0 / SR, rng)
             x = b.tts(text, b.voice["agent"], speed, b.pitch["agent"])
             room = (h1 - h0 - x.size) / SR - 3.0
             if room > 0:
@@ -129,7 +135,7 @@ def _mark(lab: np.ndarray, s: int, e: int, code: int) -> None:
 def render(b: _Builder, cs: dict[str, Any], agent: np.ndarray, cust: np.ndarray, truth: dict[str, Any]
            ) -> tuple[np.ndarray, np.ndarray]:
     """Add the call-state audio to the (effected) channels and the call-state truth."""
-    rng = b.rng
+    rng = b.cs_rng
     n = b.n
     lvl = truth["effects"]["target_level_dbfs"]
     line = effects.telephone if b.spec.effects else (lambda x: x)
