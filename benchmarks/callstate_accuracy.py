@@ -7,7 +7,10 @@ busy tone) and the same seeds without it are analysed by the streaming pipeline.
 * music/tone frames of the receive path reported as customer speech ≤ 3 %;
 * hold time within ±1 s per hold;
 * talk-ratio error (mean |pipeline − truth|) with call-state content within 0.5 pp of the same
-  seeds without it;
+  calls without it: the twin (`CallSpec(call_state_sounds=False)`: same schedule, conversation,
+  levels, noise and babble — call-state content draws from its own random stream — with none of
+  the call-state sounds); the plain same-seed calls (no preamble, no forced hold: a different
+  conversation) are reported too;
 * real agent speech over hold music still detected (frame recall, reported);
 * mute reported; agent DTMF frames not counted as agent talk (reported);
 * normal calls unharmed: the foundation benchmark's calls (no call-state content) with the stage on
@@ -58,12 +61,16 @@ def analyse(wav: str, call_state: bool) -> tuple[dict, float]:
     return s, time.process_time() - t0
 
 
-def _sim_one(a: tuple[str, int, int, float, bool]) -> str:
+VARIANTS = {"1": {"call_state": True}, "0": {"call_state": False},
+            "t": {"call_state": True, "call_state_sounds": False}}  # with, plain same seed, twin
+
+
+def _sim_one(a: tuple[str, int, int, float, str]) -> str:
     from pacelight.sim.call import CallSpec, call_seed, simulate_call, write_call
 
-    out, seed, i, dur, cs = a
-    call = simulate_call(replace(CallSpec(duration_s=dur), call_state=cs), call_seed(seed, i), call_id=f"cs-{i}")
-    wav = Path(out) / f"c{i:02d}-{int(cs)}.wav"
+    out, seed, i, dur, v = a
+    call = simulate_call(replace(CallSpec(duration_s=dur), **VARIANTS[v]), call_seed(seed, i), call_id=f"cs-{i}")
+    wav = Path(out) / f"c{i:02d}-{v}.wav"
     write_call(call, wav)
     return str(wav)
 
@@ -113,22 +120,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
-    folder = args.calls_dir or ROOT / "out" / "bench-callstate" / f"s{args.seed}-n{args.calls}-d{args.duration_s:g}"
+    # v2: call-state content from its own random stream (earlier caches hold other calls).
+    folder = args.calls_dir or ROOT / "out" / "bench-callstate" / f"s{args.seed}-n{args.calls}-d{args.duration_s:g}-v2"
     folder.mkdir(parents=True, exist_ok=True)
     pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
     try:
-        need = [(str(folder), args.seed, i, args.duration_s, cs) for i in range(args.calls) for cs in (True, False)
-                if not (folder / f"c{i:02d}-{int(cs)}.truth.json").exists()]
+        need = [(str(folder), args.seed, i, args.duration_s, v) for i in range(args.calls) for v in VARIANTS
+                if not (folder / f"c{i:02d}-{v}.truth.json").exists()]
         if need:
             list(pool.map(_sim_one, need)) if pool else [_sim_one(a) for a in need]
-        wav = {(i, cs): str(folder / f"c{i:02d}-{int(cs)}.wav") for i in range(args.calls) for cs in (True, False)}
+        wav = {(i, v): str(folder / f"c{i:02d}-{v}.wav") for i in range(args.calls) for v in VARIANTS}
         # Stage on and off of the same call side by side (adjacent jobs run at the same time on the
         # two workers, so both see the same machine load).
-        jobs = [(wav[i, True], cs) for i in range(args.calls) for cs in (True, False)]
-        jobs += [(wav[i, False], True) for i in range(args.calls)]
+        jobs = [(wav[i, "1"], cs) for i in range(args.calls) for cs in (True, False)]
+        jobs += [(wav[i, v], True) for i in range(args.calls) for v in ("t", "0")]
         out = _run(pool, jobs)
         n_calls = args.calls
-        on_cs, off_cs, on_plain = out[0 : 2 * n_calls : 2], out[1 : 2 * n_calls : 2], out[2 * n_calls :]
+        on_cs, off_cs = out[0 : 2 * n_calls : 2], out[1 : 2 * n_calls : 2]
+        on_twin, on_plain = out[2 * n_calls :: 2], out[2 * n_calls + 1 :: 2]
         found_rows, found_ok = (foundation(pool, args.foundation_dir) if not args.no_foundation
                                 and args.foundation_dir.exists() else ([], True))
     finally:
@@ -138,10 +147,10 @@ def main(argv: list[str] | None = None) -> int:
                           "dtmf_n", "dtmf_talk", "asp_n", "asp_on", "asp_off", "mute_n", "mute_hit")}
     cpu_on = sum(c for _s, c in on_cs)
     cpu_off = sum(c for _s, c in off_cs)
-    hold_err, tr_err_cs, tr_err_plain, ivr_err, mute_err, rows = [], [], [], [], [], []
+    hold_err, tr_err_cs, tr_err_twin, tr_err_plain, ivr_err, mute_err, rows = [], [], [], [], [], [], []
     for i in range(n_calls):
-        truth, truth_plain = _truth(wav[i, True]), _truth(wav[i, False])
-        s, s_off, s_plain = on_cs[i][0], off_cs[i][0], on_plain[i][0]
+        truth, truth_twin, truth_plain = _truth(wav[i, "1"]), _truth(wav[i, "t"]), _truth(wav[i, "0"])
+        s, s_off, s_twin, s_plain = on_cs[i][0], off_cs[i][0], on_twin[i][0], on_plain[i][0]
         n = int(round(truth["duration_s"] / FR)) + 1
         cust = _mask(s["segments"]["customer"], n)
         agent = _mask(s["segments"]["agent"], n)
@@ -178,17 +187,19 @@ def main(argv: list[str] | None = None) -> int:
         if t_cs["mute_s"] > 0:
             agg["mute_n"] += 1
             agg["mute_hit"] += int(cs_got.get("mute_s", 0.0) >= 0.5 * t_cs["mute_s"])
-        for tt, ss, errs in ((truth, s, tr_err_cs), (truth_plain, s_plain, tr_err_plain)):
+        for tt, ss, errs in ((truth, s, tr_err_cs), (truth_twin, s_twin, tr_err_twin),
+                             (truth_plain, s_plain, tr_err_plain)):
             ta = tt["talk"]["agent_s"] / max(tt["talk"]["agent_s"] + tt["talk"]["customer_s"], 1e-9)
             ra = ss["talk"]["agent_ratio"]
             errs.append(abs((ra if ra is not None else 0.0) - ta) * 100)
         rows.append([i, len(truth["holds"]), f"{t_cs['hold_s']:.1f}", f"{got_holds:.1f}", f"{t_cs['ivr_s']:.1f}",
                      f"{cs_got.get('ivr_s', 0):.1f}", f"{t_cs['mute_s']:.1f}", f"{cs_got.get('mute_s', 0):.1f}",
-                     f"{tr_err_cs[-1]:.1f}", f"{tr_err_plain[-1]:.1f}"])
+                     f"{tr_err_cs[-1]:.1f}", f"{tr_err_twin[-1]:.1f}", f"{tr_err_plain[-1]:.1f}"])
     mt_share = agg["mt_talk"] / max(agg["mt_n"], 1)
     he = np.array(hold_err)
     hold_ok = float((he <= 1.0).mean())
-    d_tr = float(np.mean(tr_err_cs) - np.mean(tr_err_plain))
+    d_tr = float(np.mean(tr_err_cs) - np.mean(tr_err_twin))
+    d_tr_plain = float(np.mean(tr_err_cs) - np.mean(tr_err_plain))
     over_recall = agg["over_hit"] / max(agg["over_n"], 1)
     cpu_share = (cpu_on - cpu_off) / max(cpu_off, 1e-9)
     dtmf_share = agg["dtmf_talk"] / max(agg["dtmf_n"], 1)
@@ -200,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         ["hold time within ±1 s per hold (per call, |error| / holds)",
          f"{100 * hold_ok:.0f} % (median {np.median(he):.2f} s, max {he.max():.2f} s)", "100 %"],
         ["talk-ratio error, call-state calls", f"{np.mean(tr_err_cs):.2f} pp", "—"],
-        ["talk-ratio error, same seeds without", f"{np.mean(tr_err_plain):.2f} pp", "—"],
-        ["difference", f"{d_tr:+.2f} pp", "within ±0.5 pp"],
+        ["talk-ratio error, the same calls without call-state sounds (twins)", f"{np.mean(tr_err_twin):.2f} pp", "—"],
+        ["difference (call-state − twin)", f"{d_tr:+.2f} pp", "within ±0.5 pp"],
+        ["talk-ratio error, plain calls of the same seeds (other conversations)",
+         f"{np.mean(tr_err_plain):.2f} pp (difference {d_tr_plain:+.2f} pp)", "—"],
         ["agent speech frame recall, call-state calls: stage on / off",
          f"{100 * agg['asp_on'] / max(agg['asp_n'], 1):.1f} % / {100 * agg['asp_off'] / max(agg['asp_n'], 1):.1f} %",
          "—"],
@@ -216,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     body = (
         f"{n_calls} simulated calls × {args.duration_s:.0f} s (seed {args.seed}), each with call-state content "
-        "(ringback, IVR, DTMF, hold music of every style, agent mute, busy tone) and again without it "
-        "(same seed), analysed by `analyze`'s pipeline (pace and cues on, tone off). CPU from "
+        "(ringback, IVR, DTMF, hold music of every style, agent mute, busy tone), the same call without "
+        "the call-state sounds (twin: same conversation, levels, noise and babble) and the plain call of the "
+        "same seed (no preamble or forced hold: a different conversation), analysed by `analyze`'s pipeline (pace and cues on, tone off). CPU from "
         "`time.process_time` (file reading included) on the same call-state files with the stage on and off, "
         "each call's two runs side by side on the two worker processes (a shared machine: figures vary run to run).\n\n"
         + table(["measure", "value", "target"], summary)
@@ -225,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
            "within 0.5 pp, F1 within 0.005:\n\n" + table(found_rows[0], found_rows[1:]) if found_rows else "")
         + f"\n\nTargets: **{'met' if ok else 'NOT all met'}**.\n\nPer call (s; talk-ratio errors in pp):\n\n"
         + table(["call", "holds", "hold truth", "hold", "IVR truth", "IVR", "mute truth", "mute", "TR err cs",
-                 "TR err plain"], rows)
+                 "TR err twin", "TR err plain"], rows)
         + "\n"
     )
     if not args.no_write:
