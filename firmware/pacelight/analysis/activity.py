@@ -28,7 +28,9 @@ Method (per 10 ms frame, both channels):
    where the broadband test sees nothing. To keep single-band flukes (hum, a fricative from a
    neighbour) out, the gate needs ``band_agree`` bands over the prediction: the echo gate of a
    strong frame needs ``band_echo_margin_db`` and a weak frame ``band_weak_margin_db``, both
-   on the ``band_agree``-th largest band excess; the broadband floor tests of step 3 stay. Band
+   on the ``band_agree``-th largest band excess; the broadband floor tests of step 3 stay, except
+   that a voiced frame ``weak_band_over_floor_db`` over its band prediction is over the floor too
+   (loud brown noise sets the broadband floor and hides soft speech the bands see). Band
    statistics are refreshed every 0.5 s (they have time constants of seconds).
 3. **Level-relative hysteresis.** Neighbours' voices in the room (babble) and line noise are
    quieter than the party's own close-talk voice. Each channel tracks its noise floor (a low
@@ -85,7 +87,10 @@ class ActivitySettings:
     floor_time_constant_s: float = 4.0  # line noise drifts by 10+ dB within seconds (hold, brown)
     level_percentile: float = 0.8
     level_time_constant_s: float = 60.0
-    level_min_evidence_s: float = 1.0
+    # Speech level usable after this much voiced speech. Until then there is no level-relative
+    # onset test, no sustain and no leak evidence from this party, which at call start split turns
+    # (0.3 s: interruption recall 0.871 -> 0.903 on 30 simulated calls, talk-ratio error down).
+    level_min_evidence_s: float = 0.3
     onset_below_level_db: float = 13.0
     onset_above_floor_db: float = 12.0
     weak_above_floor_db: float = 6.0
@@ -113,6 +118,11 @@ class ActivitySettings:
     broadband_echo_margin_db: float | None = None  # if set, also required over the broadband leak
     band_agree: int = 2  # the echo gate needs this many bands over their noise + leak
     band_smooth_frames: int = 1  # band powers averaged over this many frames (variance of the test)
+    # A voiced frame whose ``band_agree``-th band excess over noise + leak is at least this counts
+    # as over the floor for *weak* (continuation) frames even when its broadband level is not:
+    # loud low-frequency (brown) noise sets the broadband floor and hides soft speech that the
+    # bands see clearly. None: broadband floor test only.
+    weak_band_over_floor_db: float | None = 12.0
 
     def __post_init__(self) -> None:
         if self.vad_mode not in (0, 1, 2, 3):
@@ -398,6 +408,8 @@ class ChannelActivity:
             x, x_agree = self._band_excess_db(eb, other_bmax, evidence)
             self.last_excess = x
             echo_ok = x_agree >= s.band_echo_margin_db
+            if s.weak_band_over_floor_db is not None:
+                floor_ok = floor_ok | (vad & (x_agree >= s.weak_band_over_floor_db))
             weak = (x_agree >= s.band_weak_margin_db) & floor_ok
             if s.broadband_echo_margin_db is not None:
                 self.leak.add((e - other_max_db)[evidence], n)
