@@ -40,7 +40,8 @@ model:
 	if [ "$$(cat .stamps/venv-train 2>/dev/null)" != "$$key" ]; then \
 	  $(TRAIN_VENV)/bin/python -m pip install -q --upgrade pip setuptools wheel && \
 	  $(TRAIN_VENV)/bin/python -m pip install -q -e '.[train]' && echo "$$key" > .stamps/venv-train; fi
-	TF_CPP_MIN_LOG_LEVEL=2 $(TRAIN_VENV)/bin/python -m pacelight_train.build
+	TF_CPP_MIN_LOG_LEVEL=2 $(TRAIN_VENV)/bin/python -m pacelight_train.build --arch cnn
+	TF_CPP_MIN_LOG_LEVEL=2 $(TRAIN_VENV)/bin/python -m pacelight_train.build --arch dscnn --variants emodb
 
 # The learned syllable-nucleus density of the pace estimator (numpy/scipy; EmoDB train speakers only).
 pace-model: setup

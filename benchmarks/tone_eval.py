@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     default = default_model_path()
     candidates = {p.stem: p for p in sorted(MODELS.glob("tone-*.tflite"))}
-    for p in sorted(BUILD.glob("tone-dscnn-*.tflite")) if BUILD.is_dir() else []:
+    for p in sorted(BUILD.glob("tone-*-*.tflite")) if BUILD.is_dir() else []:
         candidates.setdefault(p.stem, p)
     clips, inputs = _test_inputs((0, 5))
     rows, cross, chan, results = [], [], [], {}
@@ -123,23 +123,28 @@ def main(argv: list[str] | None = None) -> int:
 
     # float vs int8 of the same training run (models/build, from make model)
     fi_rows = []
-    for variant in ("both", "emodb", "ravdess"):
-        f, q = results.get(f"tone-dscnn-{variant}-float"), results.get(f"tone-dscnn-{variant}-int8")
+    archs = sorted({stem.split("-")[1] for stem in results if stem.startswith("tone-")})
+    for arch, variant in ((a, v) for a in archs for v in ("both", "emodb", "ravdess")):
+        f, q = results.get(f"tone-{arch}-{variant}-float"), results.get(f"tone-{arch}-{variant}-int8")
         if f and q:
-            fi_rows.append([variant, f["clean"]["all"]["uar"], q["clean"]["all"]["uar"],
+            fi_rows.append([f"{arch} {variant}", f["clean"]["all"]["uar"], q["clean"]["all"]["uar"],
                             q["clean"]["all"]["uar"] - f["clean"]["all"]["uar"],
                             f["clean"]["all"]["spearman"], q["clean"]["all"]["spearman"],
                             f["telephone"]["all"]["uar"], q["telephone"]["all"]["uar"]])
-    for train_on, test_on in (("emodb", "ravdess"), ("ravdess", "emodb"), ("both", "emodb"), ("both", "ravdess")):
-        r = results.get(f"tone-dscnn-{train_on}-int8")
+    for arch, (train_on, test_on) in ((a, tt) for a in archs for tt in (
+            ("emodb", "ravdess"), ("ravdess", "emodb"), ("both", "emodb"), ("both", "ravdess"))):
+        r = results.get(f"tone-{arch}-{train_on}-int8")
         if r:
-            cross.append([train_on, test_on, r["clean"][test_on]["uar"], r["clean"][test_on]["spearman"],
+            cross.append([f"{arch} {train_on}", test_on, r["clean"][test_on]["uar"], r["clean"][test_on]["spearman"],
                           r["telephone"][test_on]["uar"], r["telephone"][test_on]["spearman"]])
     del chan
 
     d = results[default.stem]
-    same_run = {"tone-dscnn-int8": "both", "tone-dscnn-cc0-int8": "emodb"}.get(default.stem)
-    f = results.get(f"tone-dscnn-{same_run}-float") if same_run else None
+    # shipped name → its build/ float twin: tone-<arch>-int8 ↔ <arch> both, tone-<arch>-cc0-int8 ↔ <arch> emodb
+    parts = default.stem.split("-")
+    twin = (f"tone-{parts[1]}-both-float" if len(parts) == 3 else
+            f"tone-{parts[1]}-emodb-float" if parts[2:] == ["cc0", "int8"] else None)
+    f = results.get(twin) if twin else None
     drop = (f["clean"]["all"]["uar"] - d["clean"]["all"]["uar"]) if f else None
     checks = {
         f"UAR ≥ {TARGET_UAR}": d["clean"]["all"]["uar"] >= TARGET_UAR,

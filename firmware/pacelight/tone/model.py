@@ -4,12 +4,11 @@ Two interpreters can run the model, both imported lazily, on first load: ``tflit
 the product installs on the Pi, Python 3.11 aarch64) and ``ai_edge_litert`` (its successor; installed
 where no tflite-runtime wheel exists, and by the ``dev`` extra). When both are installed,
 ``ai_edge_litert`` is used: it runs this int8 model through its XNNPACK delegate (~0.2 ms per window
-on this x86 machine), while tflite_runtime 2.14 applies no delegate to it and runs the int8 depthwise
-convolutions with portable (non-SIMD) kernels on x86 (~1.7 ms; its ARM build has NEON kernels
-for them — not measured on a Pi).
+on this x86 machine), while tflite_runtime 2.14 applies no delegate to it on x86 (~0.5 ms; the
+shipped model is a plain CNN because tflite_runtime's x86 int8 depthwise convolutions are slow:
+the earlier DS-CNN took ~1.7 ms there; not measured on a Pi).
 ``PACELIGHT_TFLITE_RUNTIME=tflite_runtime`` (or the ``runtime`` argument) selects tflite_runtime.
-The two agree to within a few output quantisation steps (on the looped benchmark call 9 of 440
-one-second labels differ, max score difference 0.03); benchmarks/tone_eval.py reports accuracy with
+The two agree to within a few output quantisation steps; benchmarks/tone_eval.py reports accuracy with
 the default and speed with both.
 
 Input: one normalised log-mel window (``features.normalize_window``), quantised with the model's
@@ -32,9 +31,9 @@ from .features import N_MELS, WINDOW_FRAMES
 log = logging.getLogger(__name__)
 
 LABELS: tuple[str, str, str] = ("low", "neutral", "high")
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "1.1.0"
 # Preferred shipped file first; any other models/tone-*.tflite is used when it is missing.
-DEFAULT_MODEL_NAMES = ("tone-dscnn-int8.tflite", "tone-dscnn-cc0-int8.tflite")
+DEFAULT_MODEL_NAMES = ("tone-cnn-int8.tflite", "tone-dscnn-cc0-int8.tflite")
 ENV_MODEL = "PACELIGHT_TONE_MODEL"
 
 
@@ -47,7 +46,7 @@ def model_search_dirs() -> list[Path]:
 
 
 def default_model_path() -> Path:
-    """The shipped model: $PACELIGHT_TONE_MODEL, else models/tone-dscnn-int8.tflite (or another tone-*.tflite)."""
+    """The shipped model: $PACELIGHT_TONE_MODEL, else models/tone-cnn-int8.tflite (or another tone-*.tflite)."""
     env = os.environ.get(ENV_MODEL)
     if env:
         return Path(env)
@@ -139,7 +138,7 @@ class ToneModel:
         log.info("tone model %s loaded with %s", self.path.name, self.runtime)
 
     def name(self) -> str:
-        """E.g. ``"tone-dscnn-int8 1.0.0"`` (the summary's ``model.tone``)."""
+        """E.g. ``"tone-cnn-int8 1.1.0"`` (the summary's ``model.tone``)."""
         return f"{self.path.stem} {MODEL_VERSION}"
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
