@@ -44,20 +44,23 @@ MODEL_VERSION = "1.1.0"  # tone-cnn-int8; tone-dscnn-cc0-int8 is the 1.0.0 file
 def build_model(tf, n_frames: int, n_mels: int, width: int = 64):
     L = tf.keras.layers
     inp = L.Input((n_frames, n_mels, 1), name="logmel")
-    x = L.Conv2D(32, (10, 4), strides=(2, 2), padding="same", use_bias=False)(inp)
-    x = L.BatchNormalization(momentum=0.9)(x)
-    x = L.ReLU()(x)
+    x = _bn_relu(L, L.Conv2D(32, (10, 4), strides=(2, 2), padding="same", use_bias=False)(inp))
     for i, stride in enumerate(((2, 2), (2, 1), (1, 1), (1, 1))):
-        x = L.DepthwiseConv2D((3, 3), strides=stride, padding="same", use_bias=False, name=f"dw{i}")(x)
-        x = L.BatchNormalization(momentum=0.9)(x)
-        x = L.ReLU()(x)
-        x = L.Conv2D(width, (1, 1), use_bias=False, name=f"pw{i}")(x)
-        x = L.BatchNormalization(momentum=0.9)(x)
-        x = L.ReLU()(x)
+        x = _bn_relu(L, L.DepthwiseConv2D((3, 3), strides=stride, padding="same", use_bias=False, name=f"dw{i}")(x))
+        x = _bn_relu(L, L.Conv2D(width, (1, 1), use_bias=False, name=f"pw{i}")(x))
+    return tf.keras.Model(inp, _arousal_head(L, x), name="tone_dscnn")
+
+
+def _bn_relu(L, x):
+    x = L.BatchNormalization(momentum=0.9)(x)
+    return L.ReLU()(x)
+
+
+def _arousal_head(L, x):
+    """Global average pool → dropout → 3-way softmax, shared by every architecture."""
     x = L.GlobalAveragePooling2D()(x)
     x = L.Dropout(0.3)(x)
-    out = L.Dense(3, activation="softmax", name="arousal")(x)
-    return tf.keras.Model(inp, out, name="tone_dscnn")
+    return L.Dense(3, activation="softmax", name="arousal")(x)
 
 
 CNN_LAYERS = ((32, (10, 4), (2, 2)), (32, (3, 3), (2, 2)), (64, (3, 3), (2, 2)), (64, (3, 3), (1, 1)))
@@ -72,13 +75,8 @@ def build_cnn(tf, n_frames: int, n_mels: int, layers=CNN_LAYERS):
     inp = L.Input((n_frames, n_mels, 1), name="logmel")
     x = inp
     for i, (ch, k, stride) in enumerate(layers):
-        x = L.Conv2D(ch, k, strides=stride, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = L.BatchNormalization(momentum=0.9)(x)
-        x = L.ReLU()(x)
-    x = L.GlobalAveragePooling2D()(x)
-    x = L.Dropout(0.3)(x)
-    out = L.Dense(3, activation="softmax", name="arousal")(x)
-    return tf.keras.Model(inp, out, name="tone_cnn")
+        x = _bn_relu(L, L.Conv2D(ch, k, strides=stride, padding="same", use_bias=False, name=f"conv{i}")(x))
+    return tf.keras.Model(inp, _arousal_head(L, x), name="tone_cnn")
 
 
 # Selectable architectures (--arch); file names carry the architecture.
