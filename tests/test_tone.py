@@ -75,6 +75,22 @@ class _Spy:
         return self.model.predict_window(window)
 
 
+
+def test_logmel_non_finite_samples_count_as_clipped_values():
+    """NaN/±inf samples (detected on the output rows) give exactly the rows of the cleaned signal."""
+    x = _voice(1.5, seed=4)
+    bad = x.copy()
+    bad[[100, 4000, 9000, 9001]] = [np.nan, np.inf, -np.inf, np.nan]
+    want = logmel(np.nan_to_num(bad, nan=0.0, posinf=1.0, neginf=-1.0))
+    got = logmel(bad)
+    assert np.isfinite(got).all()
+    np.testing.assert_array_equal(got, want)
+    # rows without bad samples are those of the clean signal
+    same = np.ones(len(got), bool)
+    for i in (100, 4000, 9000, 9001):
+        same[i // FRAME_SAMPLES: (i + HISTORY_SAMPLES) // FRAME_SAMPLES + 1] = False
+    np.testing.assert_array_equal(got[same], logmel(x)[same])
+
 @pytest.mark.parametrize("mask_inactive", [True, False])
 def test_tracker_inputs_equal_training_features_any_blocks(model, mask_inactive):
     """Runtime (lazy, ring-buffered) features == the training path (logmel → normalize_window) on the

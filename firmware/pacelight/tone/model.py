@@ -165,7 +165,8 @@ class ToneModel:
             np.add(q, np.float32(self.input_zero_point), out=q)
             np.round(q, out=q)
             np.clip(q, -128, 127, out=q)  # also saturates ±inf
-            q[np.isnan(q)] = np.round(self.input_zero_point)  # NaN input counts as 0.0
+            if np.isnan(np.add.reduce(q, axis=None)):  # rare; the sum of finite saturated values is finite
+                q[np.isnan(q)] = np.round(self.input_zero_point)  # NaN input counts as 0.0
         else:
             np.copyto(q, np.nan_to_num(window, nan=0.0))
         self._qin.reshape(WINDOW_FRAMES, N_MELS)[...] = q  # cast to the tensor dtype, no new array
@@ -184,5 +185,7 @@ class ToneModel:
 
     def predict_window(self, window: np.ndarray) -> Prediction:
         p = self.predict_probs(window)
-        return Prediction(probs=(float(p[0]), float(p[1]), float(p[2])), score=float(score_from_probs(p)),
-                          label=LABELS[int(np.argmax(p))])
+        lo, ne, hi = p.tolist()  # exact float64 values of the float32 probabilities
+        # = score_from_probs(p) in Python floats (same float64 operations, no array round trips)
+        score = min(max(hi + 0.5 * ne, 0.0), 1.0)
+        return Prediction(probs=(lo, ne, hi), score=score, label=LABELS[int(p.argmax())])
