@@ -107,7 +107,8 @@ def logmel_frames(padded: np.ndarray, frames: np.ndarray | None = None) -> np.nd
     sel = view if frames is None else view[np.asarray(frames, dtype=np.intp)]
     if sel.shape[0] == 0:
         return np.zeros((0, N_MELS), np.float32)
-    out = _frames_logmel(sel)
+    with np.errstate(invalid="ignore", over="ignore"):  # bad samples are handled just below
+        out = _frames_logmel(sel)
     # A non-finite sample always gives a non-finite row (inf·0 or inf−inf is NaN, NaN propagates), so
     # checking the (T, 40) output is enough and 10× cheaper than checking the (T, 400) input. Rare.
     if not np.isfinite(out).all() and not np.isfinite(sel).all():
