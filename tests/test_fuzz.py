@@ -72,6 +72,24 @@ def _check_summary(data) -> None:
     assert "transcript" not in s.to_json()
 
 
+@pytest.mark.parametrize("started_at", [1.5, "1.5", "2026-11-23T09:00:00", "23.11.2026 09:00"])
+def test_summary_started_at_must_be_iso_utc_text(started_at):
+    # found by the fuzzer: a number was read as a Unix time, a fraction of a second was lost on re-serialising
+    from pacelight.summary import parse_summary
+
+    with pytest.raises(ValueError, match="started_at"):
+        parse_summary(summary_dict("t-1", "dev-t", started_at=started_at))
+
+
+def test_summary_started_at_fraction_round_trips_as_whole_seconds():
+    from pacelight.summary import parse_summary
+
+    s = parse_summary(summary_dict("t-2", "dev-t", started_at="2026-11-23T09:00:00.5+01:00"))
+    assert s.to_dict()["started_at"] == "2026-11-23T08:00:00Z"
+    assert parse_summary(s.to_json()) == s
+    _check_summary(summary_dict("t-3", "dev-t", started_at=1.5))
+
+
 @FUZZ
 @given(st.binary(max_size=300) | st.text(max_size=300))
 def test_summary_parser_arbitrary_bytes(data):

@@ -160,12 +160,25 @@ class CallSummary(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @field_validator("started_at", mode="before")
+    @classmethod
+    def _iso(cls, v: object) -> object:
+        """ISO 8601 text only (pydantic alone would also read numbers as Unix times)."""
+        if isinstance(v, datetime):
+            return v
+        if not isinstance(v, str):
+            raise ValueError("started_at must be an ISO 8601 UTC string, e.g. 2026-11-23T09:00:00Z")
+        try:
+            return datetime.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"started_at is not ISO 8601: {v[:40]!r}") from None
+
     @field_validator("started_at")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
         if v.tzinfo is None:
             raise ValueError("started_at must carry a UTC offset (ISO 8601 with Z)")
-        return v.astimezone(UTC)
+        return v.astimezone(UTC).replace(microsecond=0)  # whole seconds, as serialised (format_utc)
 
     @model_validator(mode="after")
     def _call_state_needs_1_1(self) -> CallSummary:
