@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -182,10 +183,8 @@ class Vad:
         self._handle = self._vad._vad
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
-        return self.from_pcm(to_pcm16(frames))
-
-    def from_pcm(self, buf: bytes) -> np.ndarray:
-        """Decisions for consecutive 10 ms frames of 16-bit little-endian PCM."""
+        """Decisions for (n, FRAME_SAMPLES) float frames."""
+        buf = to_pcm16(frames)
         step = FRAME_SAMPLES * 2
         proc, h = self._process, self._handle
         return np.array(
@@ -261,12 +260,9 @@ class _Hysteresis:
             self.strong_in_run += n
             return
         step = self.step
-        if with_keep:
-            for i, (st, wk, kp) in enumerate(zip(strong.tolist(), weak.tolist(), keep.tolist(), strict=True)):
-                step(t0 + i, st, wk, kp)
-        else:
-            for i, (st, wk) in enumerate(zip(strong.tolist(), weak.tolist(), strict=True)):
-                step(t0 + i, st, wk)
+        kp = keep.tolist() if with_keep else repeat(False, n)
+        for i, (st, wk, k) in enumerate(zip(strong.tolist(), weak.tolist(), kp)):  # noqa: B905 (repeat)
+            step(t0 + i, st, wk, k)
 
     def take_closed(self) -> list[tuple[int, int]]:
         out, self.closed = self.closed, []
@@ -387,13 +383,12 @@ class ChannelActivity:
     def process(self, frames: np.ndarray, e: np.ndarray, other_max_db: np.ndarray,
                 evidence: np.ndarray, other_level_db: float | None = None,
                 allowed: np.ndarray | None = None, eb: np.ndarray | None = None,
-                other_bmax: np.ndarray | None = None, pcm: bytes | None = None) -> None:
+                other_bmax: np.ndarray | None = None) -> None:
         """One block: ``e`` this channel's levels; ``other_max_db`` the other's max level over the
-        echo delay window; ``evidence`` frames where the other party is near its speech level;
-        ``pcm`` optionally ``frames`` already as 16-bit PCM (see ``to_pcm16``)."""
+        echo delay window; ``evidence`` frames where the other party is near its speech level."""
         s = self.s
         n = len(e)
-        vad = self.vad.from_pcm(to_pcm16(frames) if pcm is None else pcm)
+        vad = self.vad(frames)
         self.last_vad = vad
         floor = self.floor.percentile(s.floor_percentile)
         floor = float(np.min(e)) if floor is None else floor
@@ -507,9 +502,6 @@ class EchoGatedActivity:
         bmax: list = [None, None]
         if self.bands is not None:
             eb, bmax = [v[:, 0, 1:], v[:, 1, 1:]], [vmax[:, 0, 1:], vmax[:, 1, 1:]]
-        pcm = np.minimum(np.maximum(frames.transpose(1, 0, 2) * 32768.0, -32768), 32767).astype("<i2")
-        self.channels[0].process(frames[:, 0], e[:, 0], emax[:, 1], talking[1], levels[1], al[0], eb[0], bmax[1],
-                                 pcm[0].tobytes())
-        self.channels[1].process(frames[:, 1], e[:, 1], emax[:, 0], talking[0], levels[0], al[1], eb[1], bmax[0],
-                                 pcm[1].tobytes())
+        self.channels[0].process(frames[:, 0], e[:, 0], emax[:, 1], talking[1], levels[1], al[0], eb[0], bmax[1])
+        self.channels[1].process(frames[:, 1], e[:, 1], emax[:, 0], talking[0], levels[0], al[1], eb[1], bmax[0])
         return e

@@ -354,6 +354,13 @@ def _bridge(flags: np.ndarray, gap: int) -> np.ndarray:
     return flags | (np.cumsum(d[:-1]) > 0)
 
 
+def _recent(intervals: list[tuple[int, int]], horizon: int) -> list[tuple[int, int]]:
+    """``intervals`` without those that ended before ``horizon`` (the list itself when none did)."""
+    if intervals and intervals[0][1] < horizon:
+        return [iv for iv in intervals if iv[1] >= horizon]
+    return intervals
+
+
 def _runs(open_start: int | None, flags: np.ndarray, t0: int) -> tuple[list[tuple[int, int]], int | None]:
     """Closed runs of True in ``flags`` (frames t0..) continuing an open run; → (runs, open start)."""
     f = np.concatenate(([open_start is not None], flags)).astype(np.int8)
@@ -493,7 +500,7 @@ class CallStateTracker:
             # common case: the block lies inside one analysis batch, no per-frame rule applies
             self._fbuf[f : f + n] = frames
             self._fill = f + n
-            masked = self.on_hold or self.ivr_active or self._music_streak >= self.s.music_mask_decisions
+            masked = self.suppress_customer
             if self._fill == self._A:
                 self._analyse(t0 + n - self._A, self._A)
             self.frame_index = t0 + n
@@ -502,7 +509,7 @@ class CallStateTracker:
         pos = 0
         while pos < n:  # segments end on the global analysis clock; state changes apply after them
             k = min(n - pos, self._A - self._fill)
-            if self.on_hold or self.ivr_active or self._music_streak >= self.s.music_mask_decisions:
+            if self.suppress_customer:
                 allowed[pos : pos + k, 1] = False
             if self._tone_until >= t0 + pos:  # recurring tones (cadences): frames at the tone's level,
                 sl = slice(pos, pos + k)  # and the agent channel meanwhile (it carries their echo)
@@ -703,14 +710,10 @@ class CallStateTracker:
                 self._add_mutes([(self._mute_start, end)])
                 self._mute_start = None
         horizon = t_end - int(60.0 / FRAME_S)
-        if self._excluded and self._excluded[0][1] < horizon:
-            self._excluded = [iv for iv in self._excluded if iv[1] >= horizon]
-        if self._tone_runs and self._tone_runs[0][1] < horizon:
-            self._tone_runs = [iv for iv in self._tone_runs if iv[1] >= horizon]
-        if self._noise_runs and self._noise_runs[0][1] < horizon:
-            self._noise_runs = [iv for iv in self._noise_runs if iv[1] >= horizon]
-        if self._dtmf_runs and self._dtmf_runs[0][1] < horizon:
-            self._dtmf_runs = [iv for iv in self._dtmf_runs if iv[1] >= horizon]
+        self._excluded = _recent(self._excluded, horizon)
+        self._tone_runs = _recent(self._tone_runs, horizon)
+        self._noise_runs = _recent(self._noise_runs, horizon)
+        self._dtmf_runs = _recent(self._dtmf_runs, horizon)
 
     def trim_agent(self, closed: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """The agent's closed raw stretches minus the call-progress tone runs known by now (their
