@@ -399,9 +399,7 @@ class SyllableRateEstimator:
         e = np.full(n, self._floor_e)
         if need.any():
             rows = np.flatnonzero(need) if not need.all() else slice(None)
-            spec = self._rfft(wins[rows] * self._win, _NFFT_E, axis=1)[:, self._lo:self._hi]  # float32
-            pw = spec.real**2 + spec.imag**2
-            sb = pw @ self._bandmat
+            sb = self._subband_power(wins[rows])
             if s.top_bands >= 2:
                 m = s.top_bands
                 sb.sort(axis=1)
@@ -458,6 +456,11 @@ class SyllableRateEstimator:
                 self._timeline.append((round(self._next_tl_frame * FRAME_S, 3), rate))
             self._next_tl_frame += step
 
+    def _subband_power(self, wins: np.ndarray) -> np.ndarray:
+        """(m, window) frames → (m, bands) sub-band powers (Hann window, float32 FFT, band matrix)."""
+        spec = self._rfft(wins * self._win, _NFFT_E, axis=1)[:, self._lo:self._hi]
+        return (spec.real**2 + spec.imag**2) @ self._bandmat
+
     def _analyse_learned(self, raw: np.ndarray, wins: np.ndarray, need: np.ndarray, act: np.ndarray,
                          n: int) -> None:
         """Learned detector: per-frame density from sub-band levels, summed over active frames.
@@ -475,8 +478,7 @@ class SyllableRateEstimator:
         lsb = np.full((n, self._bandmat.shape[1]), _HIST_LO_DB + 1.0, np.float32)
         if need.any():
             rows = np.flatnonzero(need) if not need.all() else slice(None)
-            spec = self._rfft(wins[rows] * self._win, _NFFT_E, axis=1)[:, self._lo:self._hi]
-            sb = (spec.real**2 + spec.imag**2) @ self._bandmat
+            sb = self._subband_power(wins[rows])
             lsb[rows] = 10.0 * np.log10(np.maximum(sb, self._floor_e))
         ext = np.concatenate([self._lsb_hist, lsb])  # centres n_in-2-2C .. n_in+n-3
         self._lsb_hist = ext[-2 * c:]

@@ -186,6 +186,4 @@ class ToneModel:
     def predict_window(self, window: np.ndarray) -> Prediction:
         p = self.predict_probs(window)
         lo, ne, hi = p.tolist()  # exact float64 values of the float32 probabilities
-        # = score_from_probs(p) in Python floats (same float64 operations, no array round trips)
-        score = min(max(hi + 0.5 * ne, 0.0), 1.0)
-        return Prediction(probs=(lo, ne, hi), score=score, label=LABELS[int(p.argmax())])
+        return Prediction(probs=(lo, ne, hi), score=float(score_from_probs(p)), label=LABELS[int(p.argmax())])

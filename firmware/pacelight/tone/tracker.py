@@ -87,35 +87,22 @@ class ToneTracker:
         n = active.shape[0]
         if frames.shape != (n, FRAME_SAMPLES):
             raise ValueError(f"frames must be (n, {FRAME_SAMPLES}) with n activity flags")
-        n0, hop = self._n, self._hop
-        p = self._fill
-        if p + n <= self._cap:  # common case (called every 50 ms): one copy, no compaction
-            self._frames[p:p + n] = frames
-            self._act[p:p + n] = active
-            self._fill = p + n
-            self._n = n1 = n0 + n
-            if n1 // hop == n0 // hop:  # no window ends in this block
-                return []
-            updates = [u for e in range(n0 // hop * hop + hop, n1 + 1, hop) if (u := self._decide(e)) is not None]
-        else:
-            updates = []
-            i = 0
-            while i < n:
-                if self._fill == self._cap:
-                    self._compact()
-                k = min(n - i, self._cap - self._fill)
-                p = self._fill
-                self._frames[p:p + k] = frames[i:i + k]
-                self._act[p:p + k] = active[i:i + k]
-                self._fill += k
-                n0 = self._n
-                self._n += k
-                i += k
-                # windows end at absolute frames e (exclusive) that are multiples of hop in (n0, n0 + k]
-                for e in range(n0 // hop * hop + hop, self._n + 1, hop):
-                    upd = self._decide(e)
-                    if upd is not None:
-                        updates.append(upd)
+        hop = self._hop
+        updates: list[ToneUpdate] = []
+        i = 0
+        while i < n:  # usually one pass (a 50 ms block fits the buffer): one copy, no compaction
+            if self._fill == self._cap:
+                self._compact()
+            k = min(n - i, self._cap - self._fill)
+            p = self._fill
+            self._frames[p:p + k] = frames[i:i + k]
+            self._act[p:p + k] = active[i:i + k]
+            self._fill = p + k
+            n0, n1 = self._n, self._n + k
+            self._n = n1
+            i += k
+            if n1 // hop != n0 // hop:  # windows end at multiples of hop in (n0, n1] (exclusive ends)
+                updates += [u for e in range(n0 // hop * hop + hop, n1 + 1, hop) if (u := self._decide(e)) is not None]
         if updates:
             self.latest = updates[-1]
         return updates
