@@ -91,7 +91,12 @@ def _csv_table(columns: Sequence[str], rows: Iterable[Sequence], filename: str) 
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(columns)
     w.writerows(rows)
-    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+    return _csv_response(buf.getvalue(), filename)
+
+
+def _csv_response(body: str, filename: str) -> Response:
+    """A CSV download named ``filename``.csv."""
+    return Response(body, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'})
 
 
@@ -276,8 +281,7 @@ def build_app(store: Store, settings: DashboardSettings | None = None) -> FastAP
             lines = q.aggregate_csv_lines(group, period, cq)
             body = (figures_csv(q.aggregate_rows(group, period, cq)) if lines is None
                     else "\n".join([",".join(FIGURES), *lines, ""]))
-            return Response(body, media_type="text/csv; charset=utf-8",
-                            headers={"Content-Disposition": f'attachment; filename="aggregates-{by}.csv"'})
+            return _csv_response(body, f"aggregates-{by}")
         rows = q.aggregate(group, period, cq)
         return _out({"by": group, "period": period, "items": rows}, rows, format, f"aggregates-{by}")
 

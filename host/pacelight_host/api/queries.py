@@ -67,6 +67,15 @@ _PER_CALL = (("overtalk_events", "overtalk_per_call"), ("overlap_s", "overlap_s_
              ("customer_backchannels", "customer_backchannels_per_call"), ("monologue_sum", "monologue_mean_s"))
 # the period unit of each rollup table
 _UNIT = {"call_rollup": "day", "call_rollup_fleet": "day", "call_rollup_month": "month"}
+# the group key of rollup rows ``r`` per grouping ('' in agent_id = nobody seated)
+_ROLLUP_KEY = {"agent": "NULLIF(r.agent_id, '')", "team": "ag.team_id", "all": "''"}
+
+
+def _rollup_from(table: str, by: str, where: list[str]) -> str:
+    """FROM (and WHERE) clause over rollup rows ``r`` of ``table``, joined to their agents' teams for ``by='team'``."""
+    return (f"FROM {table} r "
+            + ("LEFT JOIN agents ag ON ag.agent_id = r.agent_id " if by == "team" else "")
+            + (" WHERE " + " AND ".join(where) if where else ""))
 
 
 # The documented precision of each figure (decimal places; None: exact — keys, periods, counts).
@@ -406,12 +415,10 @@ class Queries:
         """Per (key, day or month) sums of the rollup ``table`` over ``first`` ≤ day (or month) < ``last``."""
         col = _UNIT[table]
         where, params = self._rollup_where(q, col, first, last)
-        key = {"agent": "NULLIF(r.agent_id, '')", "team": "ag.team_id", "all": "''"}[by]
+        key = _ROLLUP_KEY[by]
         day = f"r.{col}" if period else "''"
         group = "r.agent_id" if by == "agent" else key      # same groups; follows the (agent_id, …) index
-        sql = (f"SELECT {key} AS k, {day} AS d, {self._ROLLUP_SUMS} FROM {table} r "
-               + ("LEFT JOIN agents ag ON ag.agent_id = r.agent_id " if by == "team" else "")
-               + (" WHERE " + " AND ".join(where) if where else "")
+        sql = (f"SELECT {key} AS k, {day} AS d, {self._ROLLUP_SUMS} " + _rollup_from(table, by, where)
                + _group_by(group, day))
         return self.store._execute(sql, params).fetchall()
 
@@ -423,7 +430,7 @@ class Queries:
         ``text`` (SQLite): rows (key, period, CSV line) instead (:func:`csv_line_sql`)."""
         col = _UNIT[table]
         where, params = self._rollup_where(q, col, first, last)
-        key = {"agent": "NULLIF(r.agent_id, '')", "team": "ag.team_id", "all": "''"}[by]
+        key = _ROLLUP_KEY[by]
         day = f"r.{col}" if period else "NULL"
         single = period is not None and (by == "agent" or table == "call_rollup_fleet")
         d = self.store.dialect
@@ -437,9 +444,7 @@ class Queries:
             figures, n_target = csv_line_sql(key, day, m)
         else:
             figures, n_target = figures_sql(m, d.real, d.name, rounded=rounded), 2
-        sql = (f"SELECT {key} AS k, {day} AS d, {figures} FROM {table} r "
-               + ("LEFT JOIN agents ag ON ag.agent_id = r.agent_id " if by == "team" else "")
-               + (" WHERE " + " AND ".join(where) if where else "") + grouping)
+        sql = f"SELECT {key} AS k, {day} AS d, {figures} " + _rollup_from(table, by, where) + grouping
         rows = self.store._execute(sql, [self.pace_target_syl_s] * n_target + params).fetchall()
         if not single:     # one aggregate row over nothing: calls NULL
             rows = [r for r in rows if r[2]]
