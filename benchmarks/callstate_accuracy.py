@@ -17,6 +17,8 @@ busy tone) and the same seeds without it are analysed by the streaming pipeline.
   versus off — talk-ratio error within 0.5 pp, per-channel F1 within 0.005;
 * the stage costs ≤ 10 % of the pipeline's CPU (same calls, stage on vs off).
 
+Two sets are run and reported side by side, targets judged on each: the tune set (seed 1212, the
+calls the detector was developed on) and a held-out set (seed 3434, never tuned on).
 Simulated calls are cached under ``out/bench-callstate/`` (``--calls-dir``).
 """
 
@@ -109,40 +111,21 @@ def foundation(pool, folder: Path) -> tuple[list, bool]:
     return rows, ok
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--calls", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=1212)
-    ap.add_argument("--duration-s", type=float, default=90.0)
-    ap.add_argument("--calls-dir", type=Path, default=None)
-    ap.add_argument("--foundation-dir", type=Path, default=FOUNDATION_DIR)
-    ap.add_argument("--no-foundation", action="store_true")
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args(argv)
-    # v2: call-state content from its own random stream (earlier caches hold other calls).
-    folder = args.calls_dir or ROOT / "out" / "bench-callstate" / f"s{args.seed}-n{args.calls}-d{args.duration_s:g}-v2"
+def evaluate(pool, folder: Path, seed: int, n_calls: int, duration_s: float) -> dict:
+    """Simulate (cached) and analyse one set of call-state calls; → measures, per-call rows, ok."""
     folder.mkdir(parents=True, exist_ok=True)
-    pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
-    try:
-        need = [(str(folder), args.seed, i, args.duration_s, v) for i in range(args.calls) for v in VARIANTS
-                if not (folder / f"c{i:02d}-{v}.truth.json").exists()]
-        if need:
-            list(pool.map(_sim_one, need)) if pool else [_sim_one(a) for a in need]
-        wav = {(i, v): str(folder / f"c{i:02d}-{v}.wav") for i in range(args.calls) for v in VARIANTS}
-        # Stage on and off of the same call side by side (adjacent jobs run at the same time on the
-        # two workers, so both see the same machine load).
-        jobs = [(wav[i, "1"], cs) for i in range(args.calls) for cs in (True, False)]
-        jobs += [(wav[i, v], True) for i in range(args.calls) for v in ("t", "0")]
-        out = _run(pool, jobs)
-        n_calls = args.calls
-        on_cs, off_cs = out[0 : 2 * n_calls : 2], out[1 : 2 * n_calls : 2]
-        on_twin, on_plain = out[2 * n_calls :: 2], out[2 * n_calls + 1 :: 2]
-        found_rows, found_ok = (foundation(pool, args.foundation_dir) if not args.no_foundation
-                                and args.foundation_dir.exists() else ([], True))
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    need = [(str(folder), seed, i, duration_s, v) for i in range(n_calls) for v in VARIANTS
+            if not (folder / f"c{i:02d}-{v}.truth.json").exists()]
+    if need:
+        list(pool.map(_sim_one, need)) if pool else [_sim_one(a) for a in need]
+    wav = {(i, v): str(folder / f"c{i:02d}-{v}.wav") for i in range(n_calls) for v in VARIANTS}
+    # Stage on and off of the same call side by side (adjacent jobs run at the same time on the
+    # two workers, so both see the same machine load).
+    jobs = [(wav[i, "1"], cs) for i in range(n_calls) for cs in (True, False)]
+    jobs += [(wav[i, v], True) for i in range(n_calls) for v in ("t", "0")]
+    out = _run(pool, jobs)
+    on_cs, off_cs = out[0 : 2 * n_calls : 2], out[1 : 2 * n_calls : 2]
+    on_twin, on_plain = out[2 * n_calls :: 2], out[2 * n_calls + 1 :: 2]
     agg = {k: 0 for k in ("mt_n", "mt_talk", "ivr_n", "ivr_talk", "over_n", "over_hit", "sp_n", "sp_hit",
                           "dtmf_n", "dtmf_talk", "asp_n", "asp_on", "asp_off", "mute_n", "mute_hit")}
     cpu_on = sum(c for _s, c in on_cs)
@@ -192,56 +175,111 @@ def main(argv: list[str] | None = None) -> int:
             ta = tt["talk"]["agent_s"] / max(tt["talk"]["agent_s"] + tt["talk"]["customer_s"], 1e-9)
             ra = ss["talk"]["agent_ratio"]
             errs.append(abs((ra if ra is not None else 0.0) - ta) * 100)
-        rows.append([i, len(truth["holds"]), f"{t_cs['hold_s']:.1f}", f"{got_holds:.1f}", f"{t_cs['ivr_s']:.1f}",
+        mute_style = (truth["call_state_events"].get("mute") or {}).get("style", "")
+        hold_style = ",".join(h["style"] for h in truth["call_state_events"].get("hold_music", []))
+        rows.append([i, hold_style or "—", f"{t_cs['hold_s']:.1f}", f"{got_holds:.1f}", f"{t_cs['ivr_s']:.1f}",
                      f"{cs_got.get('ivr_s', 0):.1f}", f"{t_cs['mute_s']:.1f}", f"{cs_got.get('mute_s', 0):.1f}",
+                     mute_style.replace("_", " ") or "—",
                      f"{tr_err_cs[-1]:.1f}", f"{tr_err_twin[-1]:.1f}", f"{tr_err_plain[-1]:.1f}"])
-    mt_share = agg["mt_talk"] / max(agg["mt_n"], 1)
     he = np.array(hold_err)
-    hold_ok = float((he <= 1.0).mean())
-    d_tr = float(np.mean(tr_err_cs) - np.mean(tr_err_twin))
-    d_tr_plain = float(np.mean(tr_err_cs) - np.mean(tr_err_plain))
-    over_recall = agg["over_hit"] / max(agg["over_n"], 1)
-    cpu_share = (cpu_on - cpu_off) / max(cpu_off, 1e-9)
-    dtmf_share = agg["dtmf_talk"] / max(agg["dtmf_n"], 1)
-    ok = (mt_share <= 0.03 and hold_ok == 1.0 and abs(d_tr) <= 0.5 and cpu_share <= 0.10 and found_ok
-          and agg["mute_hit"] == agg["mute_n"] and dtmf_share <= 0.03)
-    summary = [
-        ["music/tone frames counted as customer talk", f"{100 * mt_share:.1f} %", "≤ 3 %"],
-        ["IVR frames counted as customer talk", f"{100 * agg['ivr_talk'] / max(agg['ivr_n'], 1):.1f} %", "—"],
-        ["hold time within ±1 s per hold (per call, |error| / holds)",
-         f"{100 * hold_ok:.0f} % (median {np.median(he):.2f} s, max {he.max():.2f} s)", "100 %"],
-        ["talk-ratio error, call-state calls", f"{np.mean(tr_err_cs):.2f} pp", "—"],
-        ["talk-ratio error, the same calls without call-state sounds (twins)", f"{np.mean(tr_err_twin):.2f} pp", "—"],
-        ["difference (call-state − twin)", f"{d_tr:+.2f} pp", "within ±0.5 pp"],
-        ["talk-ratio error, plain calls of the same seeds (other conversations)",
-         f"{np.mean(tr_err_plain):.2f} pp (difference {d_tr_plain:+.2f} pp)", "—"],
-        ["agent speech frame recall, call-state calls: stage on / off",
-         f"{100 * agg['asp_on'] / max(agg['asp_n'], 1):.1f} % / {100 * agg['asp_off'] / max(agg['asp_n'], 1):.1f} %",
-         "—"],
-        ["agent speech over hold music: frame recall", f"{100 * over_recall:.1f} % ({agg['over_n']} frames)", "—"],
-        ["agent DTMF frames counted as agent talk", f"{100 * dtmf_share:.1f} % ({agg['dtmf_n']} frames)", "≤ 3 %"],
-        ["customer speech frame recall (call-state calls)", f"{100 * agg['sp_hit'] / max(agg['sp_n'], 1):.1f} %", "—"],
-        ["IVR seconds error (mean, signed)", f"{np.mean(ivr_err):+.2f} s", "—"],
-        ["mutes reported (≥ half their length)", f"{agg['mute_hit']} / {agg['mute_n']}", "all"],
-        ["mute seconds error (mean |e|)", f"{np.mean(np.abs(mute_err)):.2f} s", "—"],
-        ["CPU: pipeline with stage / without", f"{cpu_on:.1f} s / {cpu_off:.1f} s (+{100 * cpu_share:.1f} %)",
-         "≤ 10 %"],
+    m = {
+        "mt_share": agg["mt_talk"] / max(agg["mt_n"], 1),
+        "ivr_share": agg["ivr_talk"] / max(agg["ivr_n"], 1),
+        "hold_ok": float((he <= 1.0).mean()), "hold_med": float(np.median(he)), "hold_max": float(he.max()),
+        "tr_cs": float(np.mean(tr_err_cs)), "tr_twin": float(np.mean(tr_err_twin)),
+        "tr_plain": float(np.mean(tr_err_plain)),
+        "over_recall": agg["over_hit"] / max(agg["over_n"], 1), "over_n": agg["over_n"],
+        "dtmf_share": agg["dtmf_talk"] / max(agg["dtmf_n"], 1), "dtmf_n": agg["dtmf_n"],
+        "asp_on": agg["asp_on"] / max(agg["asp_n"], 1), "asp_off": agg["asp_off"] / max(agg["asp_n"], 1),
+        "sp_recall": agg["sp_hit"] / max(agg["sp_n"], 1),
+        "ivr_err": float(np.mean(ivr_err)), "mute_hit": agg["mute_hit"], "mute_n": agg["mute_n"],
+        "mute_err": float(np.mean(np.abs(mute_err))), "cpu_on": cpu_on, "cpu_off": cpu_off,
+    }
+    m["d_tr"] = m["tr_cs"] - m["tr_twin"]
+    m["cpu_share"] = (cpu_on - cpu_off) / max(cpu_off, 1e-9)
+    m["ok"] = (m["mt_share"] <= 0.03 and m["hold_ok"] == 1.0 and abs(m["d_tr"]) <= 0.5 and m["cpu_share"] <= 0.10
+               and m["mute_hit"] == m["mute_n"] and m["dtmf_share"] <= 0.03)
+    return {"m": m, "rows": rows}
+
+
+def _summary_rows(res: list[dict]) -> list[list[str]]:
+    """One row per measure, one column per set."""
+    def row(label: str, fmt, target: str) -> list[str]:
+        return [label] + [fmt(r["m"]) for r in res] + [target]
+
+    return [
+        row("music/tone frames counted as customer talk", lambda m: f"{100 * m['mt_share']:.1f} %", "≤ 3 %"),
+        row("IVR frames counted as customer talk", lambda m: f"{100 * m['ivr_share']:.1f} %", "—"),
+        row("hold time within ±1 s per hold (per call, |error| / holds)",
+            lambda m: f"{100 * m['hold_ok']:.0f} % (median {m['hold_med']:.2f} s, max {m['hold_max']:.2f} s)", "100 %"),
+        row("talk-ratio error, call-state calls", lambda m: f"{m['tr_cs']:.2f} pp", "—"),
+        row("talk-ratio error, the same calls without call-state sounds (twins)",
+            lambda m: f"{m['tr_twin']:.2f} pp", "—"),
+        row("difference (call-state − twin)", lambda m: f"{m['d_tr']:+.2f} pp", "within ±0.5 pp"),
+        row("talk-ratio error, plain calls of the same seeds (other conversations)",
+            lambda m: f"{m['tr_plain']:.2f} pp (difference {m['tr_cs'] - m['tr_plain']:+.2f} pp)", "—"),
+        row("agent speech frame recall, call-state calls: stage on / off",
+            lambda m: f"{100 * m['asp_on']:.1f} % / {100 * m['asp_off']:.1f} %", "—"),
+        row("agent speech over hold music: frame recall",
+            lambda m: f"{100 * m['over_recall']:.1f} % ({m['over_n']} frames)", "—"),
+        row("agent DTMF frames counted as agent talk",
+            lambda m: f"{100 * m['dtmf_share']:.1f} % ({m['dtmf_n']} frames)", "≤ 3 %"),
+        row("customer speech frame recall (call-state calls)", lambda m: f"{100 * m['sp_recall']:.1f} %", "—"),
+        row("IVR seconds error (mean, signed)", lambda m: f"{m['ivr_err']:+.2f} s", "—"),
+        row("mutes reported (≥ half their length)", lambda m: f"{m['mute_hit']} / {m['mute_n']}", "all"),
+        row("mute seconds error (mean |e|)", lambda m: f"{m['mute_err']:.2f} s", "—"),
+        row("CPU: pipeline with stage / without",
+            lambda m: f"{m['cpu_on']:.1f} s / {m['cpu_off']:.1f} s (+{100 * m['cpu_share']:.1f} %)", "≤ 10 %"),
+        row("targets met", lambda m: "yes" if m["ok"] else "**no**", ""),
     ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--calls", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=1212, help="tuning set (the detector was developed on it)")
+    ap.add_argument("--holdout-seed", type=int, default=3434, help="held-out set (never tuned on); 0: none")
+    ap.add_argument("--duration-s", type=float, default=90.0)
+    ap.add_argument("--calls-dir", type=Path, default=None, help="cache root (default out/bench-callstate)")
+    ap.add_argument("--foundation-dir", type=Path, default=FOUNDATION_DIR)
+    ap.add_argument("--no-foundation", action="store_true")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    root = args.calls_dir or ROOT / "out" / "bench-callstate"
+    sets = [("tune", args.seed)] + ([("held-out", args.holdout_seed)] if args.holdout_seed else [])
+    pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
+    try:
+        # v2: call-state content from its own random stream (earlier caches hold other calls).
+        res = [evaluate(pool, root / f"s{seed}-n{args.calls}-d{args.duration_s:g}-v2", seed, args.calls,
+                        args.duration_s) for _name, seed in sets]
+        found_rows, found_ok = (foundation(pool, args.foundation_dir) if not args.no_foundation
+                                and args.foundation_dir.exists() else ([], True))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    ok = all(r["m"]["ok"] for r in res) and found_ok
+    heads = [f"{name} (seed {seed})" for name, seed in sets]
     body = (
-        f"{n_calls} simulated calls × {args.duration_s:.0f} s (seed {args.seed}), each with call-state content "
-        "(ringback, IVR, DTMF, hold music of every style, agent mute, busy tone), the same call without "
-        "the call-state sounds (twin: same conversation, levels, noise and babble) and the plain call of the "
-        "same seed (no preamble or forced hold: a different conversation), analysed by `analyze`'s pipeline (pace and cues on, tone off). CPU from "
-        "`time.process_time` (file reading included) on the same call-state files with the stage on and off, "
-        "each call's two runs side by side on the two worker processes (a shared machine: figures vary run to run).\n\n"
-        + table(["measure", "value", "target"], summary)
+        f"{args.calls} simulated calls × {args.duration_s:.0f} s per set: a **tune** set (seed {args.seed}; the "
+        "detector was developed looking at these calls) and a **held-out** set"
+        + (f" (seed {args.holdout_seed}; never looked at while developing)" if args.holdout_seed else " (none)")
+        + ". Each call has call-state content "
+        "(ringback, IVR, DTMF, hold music of every style, agent mute, busy tone) and is compared with the same call "
+        "without the call-state sounds (twin: same conversation, levels, noise and babble) and the plain call of the "
+        "same seed (no preamble or forced hold: a different conversation), analysed by `analyze`'s pipeline (pace and "
+        "cues on, tone off). CPU from `time.process_time` (file reading included) on the same call-state files with "
+        "the stage on and off, each call's two runs side by side on the two worker processes (a shared machine: "
+        "figures vary run to run). Targets are judged on each set.\n\n"
+        + table(["measure"] + heads + ["target"], _summary_rows(res))
         + ("\n\nNormal calls (no call-state content) with the stage on vs off — target: talk-ratio error "
            "within 0.5 pp, F1 within 0.005:\n\n" + table(found_rows[0], found_rows[1:]) if found_rows else "")
-        + f"\n\nTargets: **{'met' if ok else 'NOT all met'}**.\n\nPer call (s; talk-ratio errors in pp):\n\n"
-        + table(["call", "holds", "hold truth", "hold", "IVR truth", "IVR", "mute truth", "mute", "TR err cs",
-                 "TR err twin", "TR err plain"], rows)
-        + "\n"
+        + f"\n\nTargets (both sets and the normal calls): **{'met' if ok else 'NOT all met'}**.\n"
     )
+    for (name, seed), r in zip(sets, res, strict=True):
+        body += (f"\nPer call, {name} set (seed {seed}; s; talk-ratio errors in pp):\n\n"
+                 + table(["call", "hold style", "hold truth", "hold", "IVR truth", "IVR", "mute truth", "mute",
+                          "mute style", "TR err cs", "TR err twin", "TR err plain"], r["rows"]) + "\n")
     if not args.no_write:
         write_section("callstate_accuracy", "Call state: hold, IVR, tones, mute", body)
     sys.stdout.write(body)

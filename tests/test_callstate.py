@@ -341,3 +341,24 @@ def test_config_table_enables_overrides_or_disables_the_stage(tmp_path) -> None:
     cfg.write_text("[pipeline.call_state]\nhold_sec = 2.0\n")
     with pytest.raises(ConfigError):
         load_pipeline_settings(cfg)
+
+
+def test_a_tone_burst_closed_before_it_is_recognised_is_held_back_then_cut() -> None:
+    """transition: quiet → busy tone. A customer stretch over the first 0.5 s beep closes before
+    the tone is recognised: ``trim_customer`` holds it back (``held_start``) and then drops it."""
+    busy, _ = music.cadence_tone((480.0, 620.0), 0.5, 0.5, 2.0)
+    rx = np.concatenate([_noise(SR, -60), busy * 0.05 + _noise(busy.size, -60, 1), _noise(2 * SR, -60, 2)])
+    frames = _frames(_stereo(_noise(rx.size, -55, 3), rx))
+    tr = CallStateTracker()
+    tr.agent_has_spoken = True
+    beep = (103, 148)
+    out: list[tuple[int, int]] = []
+    for b in range(0, len(frames), 5):
+        tr.process(np.ascontiguousarray(frames[b : b + 5]))
+        out += tr.trim_customer([beep] if beep[1] + 15 == b + 5 else [])  # closed after a 0.15 s hangover
+        if b + 5 == beep[1] + 15:
+            assert out == [] and tr.held_start(b + 5) == beep[0]  # not decided yet: held back
+    tr.finish()
+    out += tr.trim_customer([], final=True)
+    assert out == []  # the beep was cut once recognised
+    assert tr.held_start(10**6) == 10**6

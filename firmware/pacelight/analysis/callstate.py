@@ -92,7 +92,7 @@ CLASS_NAMES = ("silence", "speech", "music", "tone")
 
 _NFFT = 256  # 16 ms analysis window, 62.5 Hz bins
 _TOPK = 6
-_CTX_LAG = 4  # context stationarity: spectra 40 ms apart (past a syllable's glide)
+_CTX_HOPS = 2  # context stationarity: spectra 40 ms (2 hops of 20 ms) apart (past a syllable's glide)
 DTMF_HZ = (697.0, 770.0, 852.0, 941.0, 1209.0, 1336.0, 1477.0, 1633.0)
 
 
@@ -121,7 +121,9 @@ class CallStateSettings:
     dip_db: float = 12.0
     music_stationarity: float = 0.84
     music_dip_share: float = 0.3
-    music_above_floor_db: float = 10.0
+    # Music: its loud frames this far over the floor (a hold message's chord bed sits only ~9 dB over
+    # the line noise; noise itself is never stationary enough to pass, so the margin can be small).
+    music_above_floor_db: float = 6.0
     bed_above_floor_db: float = 10.0
     bed_stationarity: float = 0.87
     bed_below_p90_db: float = 20.0  # a bed sits under the speech, not down at the pauses' level
@@ -175,43 +177,71 @@ def frame_levels_db(frames: np.ndarray) -> np.ndarray:
 
 
 class FrameFeatures:
-    """Streaming per-frame spectral features of one channel: ``(frames (n, 160))`` → peak share,
-    10 ms stationarity (3-bin smoothed), 40 ms stationarity and narrow-band count, each (n,)."""
+    """Streaming spectral features of one channel on a 20 ms clock: ``(frames (n, 160), t0)`` →
+    peak share, 20 ms stationarity (3-bin smoothed), 40 ms stationarity and narrow-band count,
+    each (n,) per 10 ms frame.
+
+    One 16 ms Hann window per *pair* of frames (ending at the end of each odd frame of the global
+    clock; an even frame repeats the previous odd frame's values): the features change over tens
+    of milliseconds, and half the FFTs keep the stage's cost down. Depends only on the global
+    frame index, so never on how the audio is chunked."""
 
     def __init__(self, band_low_hz: float, band_high_hz: float) -> None:
         freqs = np.fft.rfftfreq(_NFFT, 1.0 / SAMPLE_RATE_HZ)
         self._b0 = int(np.searchsorted(freqs, band_low_hz))
         self._b1 = int(np.searchsorted(freqs, band_high_hz, side="right"))
         self._window = np.hanning(_NFFT).astype(np.float32)
-        self._tail = np.zeros(_NFFT - FRAME_SAMPLES, np.float32)
-        self._lastmag = np.zeros((_CTX_LAG, self._b1 - self._b0), np.float32)
-        self._lastsm = np.zeros((1, self._b1 - self._b0 - 2), np.float32)
-        self._idx = np.zeros((0, _NFFT), np.intp)  # window gather indices (grown on demand)
+        self._tail = np.zeros(_NFFT - FRAME_SAMPLES, np.float32)  # the samples before the batch
+        nb = self._b1 - self._b0
+        self._lastmag = np.zeros((_CTX_HOPS, nb), np.float32)
+        self._lastsm = np.zeros((1, nb - 2), np.float32)
+        self._last = np.zeros((1, 4), np.float32)  # the last odd frame's values (for a leading even frame)
+        self._idx: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
-    def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
+    def skip(self, frames: np.ndarray) -> None:
+        """A batch not analysed (a quiet channel): the next batch's spectra compare with zeros."""
+        self._tail = frames.reshape(-1)[-(_NFFT - FRAME_SAMPLES) :].copy()
+        self._lastmag[:] = 0.0
+        self._lastsm[:] = 0.0
+        self._last[:] = 0.0
+
+    def __call__(self, frames: np.ndarray, t0: int) -> tuple[np.ndarray, ...]:
+        import scipy.fft  # lazy: float32 FFTs (numpy 1.x always computes in float64)
+
+        n = len(frames)
         x = np.concatenate([self._tail, frames.reshape(-1)])
         self._tail = x[-(_NFFT - FRAME_SAMPLES) :]
-        n = len(frames)
-        if len(self._idx) < n:
-            self._idx = np.arange(n)[:, None] * FRAME_SAMPLES + np.arange(_NFFT)
-        win = x[self._idx[:n]]  # (n, NFFT): 16 ms ending at each frame's end
-        spec = np.fft.rfft(win * self._window, axis=-1)[:, self._b0 : self._b1]
+        first = (t0 + 1) % 2  # the batch's first odd frame
+        key = (n, first)
+        cached = self._idx.get(key)
+        if cached is None:  # windows ending at the odd frames' ends; each frame's last odd frame
+            ends = (np.arange(first, n, 2) + 1) * FRAME_SAMPLES + (_NFFT - FRAME_SAMPLES)
+            cached = self._idx[key] = (ends[:, None] - _NFFT + np.arange(_NFFT), (np.arange(n) - first) // 2 + 1)
+        idx, which = cached
+        if not len(idx):  # one even frame
+            out = self._last[which]
+            return out[:, 0], out[:, 1], out[:, 2], out[:, 3]
+        spec = scipy.fft.rfft(x[idx] * self._window, axis=-1)[:, self._b0 : self._b1]
         pw = spec.real**2 + spec.imag**2
-        tot = pw.sum(-1) + 1e-20
+        tot = pw.sum(-1) + np.float32(1e-20)
         peak = np.partition(pw, -_TOPK, axis=-1)[:, -_TOPK:].sum(-1) / tot
         narrow = (pw > 0.01 * pw.max(-1, keepdims=True)).sum(-1)  # bins within 20 dB of the peak
-        mag = np.sqrt(pw / tot[:, None], dtype=np.float32)
+        mag = np.sqrt(pw / tot[:, None])
         allmag = np.concatenate([self._lastmag, mag])
-        self._lastmag = allmag[-_CTX_LAG:]
-        st4 = np.einsum("nb,nb->n", allmag[_CTX_LAG:], allmag[:-_CTX_LAG])
-        # Tones: 3-bin (±62.5 Hz) smoothed spectra 10 ms apart, so two-tone beating (ringback's
+        self._lastmag = allmag[-_CTX_HOPS:]
+        st4 = np.einsum("nb,nb->n", allmag[_CTX_HOPS:], allmag[:-_CTX_HOPS])
+        # Tones: 3-bin (±62.5 Hz) smoothed spectra 20 ms apart, so two-tone beating (ringback's
         # 440+480 Hz beats at 40 Hz inside one bin pair) does not look like a changing spectrum.
         sm = pw[:, :-2] + pw[:, 1:-1] + pw[:, 2:]
-        sm = np.sqrt(sm / (sm.sum(-1, keepdims=True) + 1e-20), dtype=np.float32)
+        sm = np.sqrt(sm / (sm.sum(-1, keepdims=True) + np.float32(1e-20)))
         allsm = np.concatenate([self._lastsm, sm])
         self._lastsm = allsm[-1:]
         st1 = np.einsum("nb,nb->n", allsm[1:], allsm[:-1])
-        return peak, st1, st4, narrow
+        # Per frame: an odd frame its own values, an even frame the previous odd frame's.
+        vals = np.concatenate([self._last, np.stack([peak, st1, st4, narrow], axis=1)])
+        self._last = vals[-1:]
+        out = vals[which]
+        return out[:, 0], out[:, 1], out[:, 2], out[:, 3]
 
 
 class DtmfDetector:
@@ -305,38 +335,43 @@ class ContextDecider:
         rise = np.where(self.music, 0.0, 10.0 * m * FRAME_S / s.floor_time_constant_s)
         f_new = np.where(np.isnan(f) | (p10 < f), p10, np.minimum(p10, f + rise))
         self.floor_db = np.where(hold, f, f_new)
-        act = lev >= (p90 - s.active_db)[:, None]
-        n_act = np.maximum(act.sum(1), 1)
-        ms = (st * act).sum(1) / n_act
+        f1 = self.floor_db[1]
+        self.tone_frames[0] = np.count_nonzero(tn[0])  # agent: DTMF frames (the rest is receive path only)
         # Receive path: audible tone frames (not a hum in the line noise) with gaps of up to
         # tone_gap_frames bridged (two-tone beating minima, μ-law and window phase break single
         # frames of ringback and busy tones; tonal vowels do not form long runs even so).
-        t1 = _bridge(tn[1] & (lev[1] >= self.floor_db[1] + s.audible_db), s.tone_gap_frames)
+        lev1, st1 = lev[1], st[1]
+        t1 = _bridge(tn[1] & (lev1 >= f1 + s.audible_db), s.tone_gap_frames)
         self.rx_tone_ctx = t1
-        tn = np.stack([tn[0], t1])
-        tone_share = (tn & act).sum(1) / n_act
-        self.tone_frames = tn.sum(1)
+        self.tone_frames[1] = nt = np.count_nonzero(t1)
+        act = lev1 >= p90[1] - s.active_db
         # The longest receive-path tone run in the context (call-progress tones are continuous for
         # ≥ 0.2 s, busy 0.5 s on) and the level spread of its tone frames (one level).
         self.tone_run[1], self.tone_spread_db[1] = 0, np.inf
-        if self.tone_frames[1] >= self.run_min:
+        if nt >= self.run_min:
             e = np.flatnonzero(np.diff(np.concatenate(([False], t1, [False])).astype(np.int8)))
             self.tone_run[1] = int((e[1::2] - e[::2]).max(initial=0))
-            tl = np.sort(lev[1, t1 & act[1]])
+            tl = np.sort(lev1[t1 & act])
             if len(tl) >= 2:
                 k = len(tl) - 1
                 self.tone_spread_db[1] = tl[int(0.9 * k)] - tl[int(0.1 * k)]
-        dip = (lev[:, -self.Wd :] < (p90 - s.dip_db)[:, None]).mean(1)
-        loud = p90 >= self.floor_db + s.music_above_floor_db
+        self.music[0] = False  # hold music is on the receive path only
+        if not p90[1] >= f1 + s.music_above_floor_db:  # nothing loud enough to judge
+            self.music[1] = False
+            return
+        n_act = max(int(np.count_nonzero(act)), 1)
+        ms = float(st1[act].sum()) / n_act
+        tone_share = np.count_nonzero(t1 & act) / n_act
+        dip = float(np.mean(lev1[-self.Wd :] < p90[1] - s.dip_db))
         # A music bed: the quietest quarter of the context (speech pauses) is still far over the
         # floor, within bed_below_p90_db of the speech, and stationary — a message spoken over hold
         # music, not a caller in a quiet room.
-        q = lev <= srt[:, nv // 4][:, None]
-        nq = np.maximum(q.sum(1), 1)
-        bed_db = (lev * q).sum(1) / nq
-        bed = ((bed_db >= self.floor_db + s.bed_above_floor_db) & (bed_db >= p90 - s.bed_below_p90_db)
-               & ((st * q).sum(1) / nq >= s.bed_stationarity))
-        self.music = loud & (tone_share < 0.5) & (((ms >= s.music_stationarity) & (dip <= s.music_dip_share)) | bed)
+        q = lev1 <= srt[1, nv // 4]
+        nq = max(int(np.count_nonzero(q)), 1)
+        bed_db = float(lev1[q].sum()) / nq
+        bed = (bed_db >= f1 + s.bed_above_floor_db and bed_db >= p90[1] - s.bed_below_p90_db
+               and float(st1[q].sum()) / nq >= s.bed_stationarity)
+        self.music[1] = tone_share < 0.5 and ((ms >= s.music_stationarity and dip <= s.music_dip_share) or bed)
 
 
 def _bridge(flags: np.ndarray, gap: int) -> np.ndarray:
@@ -465,6 +500,9 @@ class CallStateTracker:
         self._ended_at: int | None = None  # a call-progress tone after the conversation: hung up
         self._rx_after_end = 0
         self._excluded: list[tuple[int, int]] = []  # recent receive-path stretches that are not talk
+        self._held: list[tuple[int, int]] = []  # closed customer stretches not decided yet
+        self._analysed_to = 0  # frames analysed so far
+        self._finished = False
         self.classes: list[np.ndarray] = []  # optional record (keep_classes)
         self.keep_classes = False
 
@@ -563,18 +601,23 @@ class CallStateTracker:
         dtmf = self._dbuf[:m]
         levels = frame_levels_db(self._fbuf[:m])
         self._fill = self._dtmf_done = 0
+        self._analysed_to = t0 + m
         stat = np.zeros((m, 2))
         tone = np.zeros((m, 2), bool)
         tone[:, 0] = dtmf
-        peak, st1, stat[:, 1], narrow = self.features(self._fbuf[:m, 1])
         rx_tone = tone[:, 1]
-        rx_tone[:] = (peak >= s.tone_peak_share) & (st1 >= s.tone_stationarity) & (narrow <= s.tone_max_bins)
+        f1 = self.classifier.floor_db[1]  # as of the last decision
+        if np.isnan(f1) or np.count_nonzero(levels[:, 1] >= f1 + min(s.audible_db, s.music_above_floor_db)) >= 3:
+            peak, st1, stat[:, 1], narrow = self.features(self._fbuf[:m, 1], t0)
+            rx_tone[:] = (peak >= s.tone_peak_share) & (st1 >= s.tone_stationarity) & (narrow <= s.tone_max_bins)
+        else:  # (almost) nothing on the receive path over its noise floor: no spectra (stat, tone 0)
+            self.features.skip(self._fbuf[:m, 1])
         self.classifier.decide(levels, stat, tone)
         floor = self.classifier.floor_db
         audible = levels >= floor + s.audible_db
         rx_tone_b = self.classifier.tone_ring()[-m:]  # bridged (beating minima, μ-law)
         cls = np.where(audible, SPEECH, SILENCE).astype(np.int8)
-        cls[audible[:, 1] & self.classifier.music[1], 1] = MUSIC
+        cls[(levels[:, 1] >= floor[1] + s.music_above_floor_db) & self.classifier.music[1], 1] = MUSIC
         cls[tone] = TONE
         cls[rx_tone_b, 1] = TONE
         if self.keep_classes:
@@ -732,11 +775,30 @@ class CallStateTracker:
             cut.append((self._ended_at, 1 << 62))
         return _cut(closed, cut) if cut else closed
 
-    def trim_customer(self, closed: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    def trim_customer(self, closed: list[tuple[int, int]], final: bool = False) -> list[tuple[int, int]]:
         """The customer's closed raw stretches (frame intervals) minus the receive-path stretches
-        known by now to be hold, IVR or call-progress tones."""
-        if not closed:
+        known by now to be hold, IVR or call-progress tones.
+
+        A stretch is held back until the analysis batch after the one its end falls in has been
+        decided: a tone or music is recognised a few hundred ms after it starts, and a short
+        burst (the first ring, the first busy beep) closes before that; held stretches come out
+        of a later call, in order (``held_start`` tells the segmenter). ``final``: the call ended
+        (the last partial batch is analysed and everything is released)."""
+        if final and self._fill:
+            self._analyse(self.frame_index - self._fill, self._fill)
+        if not closed and not self._held:
             return closed
+        held = self._held + closed
+        if final or self._finished:
+            take, self._held = held, []
+        else:
+            ready = self._analysed_to - self._A
+            k = 0
+            while k < len(held) and held[k][1] <= ready:
+                k += 1
+            take, self._held = held[:k], held[k:]
+        if not take:
+            return take
         cut = list(self._excluded)
         if self.on_hold and self._hold_first is not None:
             cut.append((self._hold_first, 1 << 62))
@@ -744,7 +806,11 @@ class CallStateTracker:
             cut.append((self._run_first, 1 << 62))  # music masks the receive path: from its onset
         if self._ivr_open is not None:
             cut.append((self._ivr_open[0], 1 << 62))
-        return _cut(closed, cut) if cut else closed
+        return _cut(take, cut) if cut else take
+
+    def held_start(self, next_start: int) -> int:
+        """The earliest frame a customer stretch still to come out of ``trim_customer`` may start at."""
+        return min(next_start, self._held[0][0]) if self._held else next_start
 
     def observe_agent(self, talking: bool, n: int) -> None:
         """The activity stage's provisional agent state after a block of ``n`` frames."""
@@ -800,6 +866,7 @@ class CallStateTracker:
         if self._mute_start is not None:
             self._add_mutes([(self._mute_start, self.frame_index)])
             self._mute_start = None
+        self._finished = True
         return self.totals()
 
     def totals(self) -> CallStateTotals:

@@ -159,10 +159,12 @@ class CallAnalyzer:
         final, closed = [], []
         for c, (ch, seg) in enumerate(zip(self._activity.channels, self._segmenters, strict=True)):
             raw = ch.take_closed()
+            nxt = ch.earliest_start()
             if self._callstate is not None:  # hold/IVR/tones recognised since: not talk
                 raw = self._callstate.trim_customer(raw) if c else self._callstate.trim_agent(raw)
+                nxt = self._callstate.held_start(nxt) if c else nxt  # customer stretches held back
             closed.append(raw)
-            final.append(seg.add(raw) + seg.advance(now, ch.earliest_start()))
+            final.append(seg.add(raw) + seg.advance(now, nxt))
         self.tracker.add(final[0], final[1])
         talking = [self._talking(c, now) for c in (0, 1)]
         self._release(frames, closed, now, final=False)
@@ -255,7 +257,7 @@ class CallAnalyzer:
         for c, (ch, seg) in enumerate(zip(self._activity.channels, self._segmenters, strict=True)):
             raw = ch.flush()
             if self._callstate is not None:
-                raw = self._callstate.trim_customer(raw) if c else self._callstate.trim_agent(raw)
+                raw = self._callstate.trim_customer(raw, final=True) if c else self._callstate.trim_agent(raw)
             closed.append(raw)
             final.append(seg.add(raw) + seg.flush())
         self.tracker.add(final[0], final[1])
