@@ -143,6 +143,11 @@ class CallStateSettings:
     agent_first_talk_s: float = 0.5  # agent talk that ends an IVR (receive path quiet meanwhile)
     agent_long_talk_s: float = 2.0  # ... or this much agent talk whatever the receive path does
     rx_quiet_below_machine_db: float = 15.0  # "quiet": this far under the machine's (prompt's) level
+    # Receive-path frames under the agent's level (max over echo_max_delay_s) minus this are the
+    # line echo of the agent's own talk, not the far end: they neither open an IVR stretch nor make
+    # the receive path "not quiet" (hybrid echo is ≥ 10 dB down).
+    echo_below_agent_db: float = 10.0
+    echo_max_delay_s: float = 0.06
     mute_below_floor_db: float = 10.0
     mute_floor_fall_db_per_s: float = 0.5
     mute_max_dbfs: float = -55.0
@@ -270,6 +275,11 @@ class DtmfDetector:
         self._e = e.astype(np.float32)
         self._prev_p = np.zeros(16, np.float32)  # the previous frame's tail projections
         self._prev_e = np.float32(0.0)  # ... and its tail window energy
+
+    def skip(self, frames: np.ndarray) -> None:
+        """Frames not scored: only the last one's tail carries into the next frame's window."""
+        x = np.ascontiguousarray(frames[-1:], dtype=np.float32)
+        self._prev_p, self._prev_e = x.dot(self._b)[0, 16:], (x * x).dot(self._e)[0, 1]
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(frames, dtype=np.float32)  # a strided view would skip BLAS
@@ -500,6 +510,9 @@ class CallStateTracker:
         self._ended_at: int | None = None  # a call-progress tone after the conversation: hung up
         self._rx_after_end = 0
         self._excluded: list[tuple[int, int]] = []  # recent receive-path stretches that are not talk
+        self._echo_lag = max(1, int(round(s.echo_max_delay_s / FRAME_S)))
+        self._agent_lev_tail = np.full(self._echo_lag, SILENCE_DB)  # agent levels before the batch
+        self._lag_idx: dict[int, np.ndarray] = {}
         self._held: list[tuple[int, int]] = []  # closed customer stretches not decided yet
         self._analysed_to = 0  # frames analysed so far
         self._finished = False
@@ -586,7 +599,15 @@ class CallStateTracker:
         d0, d1 = self._dtmf_done, self._fill
         if d1 <= d0:
             return
-        flags = self.dtmf(self._fbuf[d0:d1, 0]) >= self.s.dtmf_share
+        x = self._fbuf[d0:d1, 0]
+        f0 = self.classifier.floor_db[0]
+        # A digit is keyed loud (near the agent's talk level): frames at the noise floor are none.
+        loud = np.isnan(f0) or bool((frame_levels_db(x) >= f0 + self.s.audible_db).any())
+        if loud:
+            flags = self.dtmf(x) >= self.s.dtmf_share
+        else:
+            flags = np.zeros(d1 - d0, bool)
+            self.dtmf.skip(x)
         self._dbuf[d0:d1] = flags
         self._dtmf_done = d1
         if flags.any():
@@ -637,7 +658,8 @@ class CallStateTracker:
             runs = [(a - g, b + g) for a, b in runs]
             self._excluded += runs
             self._tone_runs += runs
-            if self.conversation_started and self._ended_at is None and runs:  # busy: the far end hung up
+            # busy: the far end hung up (not a sung note while music is still in the hold window)
+            if self.conversation_started and self._ended_at is None and runs and not self._music_hist.any():
                 self._ended_at = runs[-1][0]
                 self._rx_after_end = 0
                 log.debug("call state: far end hung up at %.2f s", self._ended_at * FRAME_S)
@@ -652,7 +674,8 @@ class CallStateTracker:
         # only while the receive path is far under it (not talking over a prompt; echo is weaker).
         if self.ivr_active:
             self._machine_level = max(self._machine_level, float(self.classifier.p90_db[1]))
-        self._rx_quiet = float(levels[:, 1].max()) < self._machine_level - s.rx_quiet_below_machine_db
+        far = self._far_end(levels)
+        self._rx_quiet = not bool((far & (levels[:, 1] >= self._machine_level - s.rx_quiet_below_machine_db)).any())
         self._music_streak = self._music_streak + 1 if self.classifier.music[1] else 0
         # ---- hold: music on the receive path
         if self.classifier.tone_frames[1] == 0:  # receive-path speech (not ringback onsets and gaps)
@@ -714,7 +737,7 @@ class CallStateTracker:
             self._close_hold()
         # ---- IVR: receive-path sound (not music, not tone) while a machine is on the line
         if self.ivr_active and not self.on_hold:
-            idx = t0 + np.flatnonzero(cls[:, 1] == SPEECH)
+            idx = t0 + np.flatnonzero((cls[:, 1] == SPEECH) & far)  # not the agent's echo
             if len(idx):
                 gap = int(round(s.ivr_gap_s / FRAME_S))
                 breaks = np.flatnonzero(np.diff(idx) > gap)
@@ -793,6 +816,8 @@ class CallStateTracker:
             take, self._held = held, []
         else:
             ready = self._analysed_to - self._A
+            if not self.on_hold and self._run_first is not None and self._music_hist.any():
+                ready = min(ready, self._run_first)  # music heard: a hold may be forming, wait for it
             k = 0
             while k < len(held) and held[k][1] <= ready:
                 k += 1
@@ -834,6 +859,16 @@ class CallStateTracker:
             if self.ivr_active:
                 self.ivr_active = False
                 self._close_ivr()
+
+    def _far_end(self, levels: np.ndarray) -> np.ndarray:
+        """Receive-path frames of this batch not explained as line echo of the agent's talk."""
+        a = np.concatenate([self._agent_lev_tail, levels[:, 0]])
+        self._agent_lev_tail = a[-self._echo_lag :]
+        m = len(levels)
+        idx = self._lag_idx.get(m)
+        if idx is None:  # each frame and the echo_lag frames before it
+            idx = self._lag_idx[m] = np.arange(m)[:, None] + np.arange(self._echo_lag + 1)
+        return levels[:, 1] >= a[idx].max(1) - self.s.echo_below_agent_db
 
     def _hold_evidence(self) -> int:
         """The last receive-path frame of music, or of sound continuing it without a pause."""
