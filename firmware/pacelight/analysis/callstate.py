@@ -92,6 +92,8 @@ CLASS_NAMES = ("silence", "speech", "music", "tone")
 
 _NFFT = 256  # 16 ms analysis window, 62.5 Hz bins
 _TOPK = 6
+_NOISE_FRAME_DB = 3.0  # frames this close to the floor are line noise
+_NOISE_RATE = 0.1  # line-noise spectrum: share of a batch's quiet-frame mean taken in (≈ 4 s memory)
 _CTX_HOPS = 2  # context stationarity: spectra 40 ms (2 hops of 20 ms) apart (past a syllable's glide)
 DTMF_HZ = (697.0, 770.0, 852.0, 941.0, 1209.0, 1336.0, 1477.0, 1633.0)
 
@@ -134,7 +136,7 @@ class CallStateSettings:
     music_mask_decisions: int = 2  # this many music decisions in a row mask the receive path at once
     hold_min_music_s: float = 2.0
     hold_release_s: float = 3.0
-    hold_onset_s: float = 0.5  # a hold starts with the sound run its first music frame is part of
+    hold_onset_s: float = 4.0  # a hold starts with the sound run its first music frame is part of
     hold_tail_gap_s: float = 0.2  # ... and ends with the sound after its last music up to such a pause
     bed_gap_s: float = 0.02  # sound after ≥ 2 music decisions without such a gap is hold evidence too
     ivr_gap_s: float = 1.5
@@ -201,7 +203,9 @@ class FrameFeatures:
         self._lastmag = np.zeros((_CTX_HOPS, nb), np.float32)
         self._lastsm = np.zeros((1, nb - 2), np.float32)
         self._last = np.zeros((1, 4), np.float32)  # the last odd frame's values (for a leading even frame)
-        self._idx: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._noise = np.zeros(nb, np.float32)  # line-noise power spectrum (mean per bin)
+        self._noise_seen = False
+        self._idx: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def skip(self, frames: np.ndarray) -> None:
         """A batch not analysed (a quiet channel): the next batch's spectra compare with zeros."""
@@ -210,7 +214,11 @@ class FrameFeatures:
         self._lastsm[:] = 0.0
         self._last[:] = 0.0
 
-    def __call__(self, frames: np.ndarray, t0: int) -> tuple[np.ndarray, ...]:
+    def __call__(self, frames: np.ndarray, t0: int, quiet: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """``quiet`` (n,) bool, optional: frames at the channel's noise floor — their spectra
+        update the line-noise spectrum, which is taken out (twice its mean per bin) before the
+        tone features (peak share, narrow count, 20 ms stationarity), so a ringback or busy tone
+        only a few dB over the line noise still looks like a tone."""
         import scipy.fft  # lazy: float32 FFTs (numpy 1.x always computes in float64)
 
         n = len(frames)
@@ -220,24 +228,32 @@ class FrameFeatures:
         key = (n, first)
         cached = self._idx.get(key)
         if cached is None:  # windows ending at the odd frames' ends; each frame's last odd frame
-            ends = (np.arange(first, n, 2) + 1) * FRAME_SAMPLES + (_NFFT - FRAME_SAMPLES)
-            cached = self._idx[key] = (ends[:, None] - _NFFT + np.arange(_NFFT), (np.arange(n) - first) // 2 + 1)
-        idx, which = cached
+            odd = np.arange(first, n, 2)
+            ends = (odd + 1) * FRAME_SAMPLES + (_NFFT - FRAME_SAMPLES)
+            cached = self._idx[key] = (ends[:, None] - _NFFT + np.arange(_NFFT), (np.arange(n) - first) // 2 + 1, odd)
+        idx, which, odd = cached
         if not len(idx):  # one even frame
             out = self._last[which]
             return out[:, 0], out[:, 1], out[:, 2], out[:, 3]
         spec = scipy.fft.rfft(x[idx] * self._window, axis=-1)[:, self._b0 : self._b1]
         pw = spec.real**2 + spec.imag**2
+        if quiet is not None:
+            q = quiet[odd]
+            if q.any():  # the first quiet frames set it, later ones adjust it
+                self._noise += (_NOISE_RATE if self._noise_seen else 1.0) * (pw[q].mean(0) - self._noise)
+                self._noise_seen = True
+        pt = np.maximum(pw - 2.0 * self._noise, 0.0)  # the tone features: line noise taken out
+        tt = pt.sum(-1) + np.float32(1e-20)
+        peak = np.partition(pt, -_TOPK, axis=-1)[:, -_TOPK:].sum(-1) / tt
+        narrow = (pt > 0.01 * pt.max(-1, keepdims=True)).sum(-1)  # bins within 20 dB of the peak
         tot = pw.sum(-1) + np.float32(1e-20)
-        peak = np.partition(pw, -_TOPK, axis=-1)[:, -_TOPK:].sum(-1) / tot
-        narrow = (pw > 0.01 * pw.max(-1, keepdims=True)).sum(-1)  # bins within 20 dB of the peak
         mag = np.sqrt(pw / tot[:, None])
         allmag = np.concatenate([self._lastmag, mag])
         self._lastmag = allmag[-_CTX_HOPS:]
         st4 = np.einsum("nb,nb->n", allmag[_CTX_HOPS:], allmag[:-_CTX_HOPS])
         # Tones: 3-bin (±62.5 Hz) smoothed spectra 20 ms apart, so two-tone beating (ringback's
         # 440+480 Hz beats at 40 Hz inside one bin pair) does not look like a changing spectrum.
-        sm = pw[:, :-2] + pw[:, 1:-1] + pw[:, 2:]
+        sm = pt[:, :-2] + pt[:, 1:-1] + pt[:, 2:]
         sm = np.sqrt(sm / (sm.sum(-1, keepdims=True) + np.float32(1e-20)))
         allsm = np.concatenate([self._lastsm, sm])
         self._lastsm = allsm[-1:]
@@ -629,7 +645,9 @@ class CallStateTracker:
         rx_tone = tone[:, 1]
         f1 = self.classifier.floor_db[1]  # as of the last decision
         if np.isnan(f1) or np.count_nonzero(levels[:, 1] >= f1 + min(s.audible_db, s.music_above_floor_db)) >= 3:
-            peak, st1, stat[:, 1], narrow = self.features(self._fbuf[:m, 1], t0)
+            ref = float(levels[:, 1].min()) if np.isnan(f1) else f1  # no floor yet: the batch's quietest
+            quiet = levels[:, 1] < ref + _NOISE_FRAME_DB
+            peak, st1, stat[:, 1], narrow = self.features(self._fbuf[:m, 1], t0, quiet)
             rx_tone[:] = (peak >= s.tone_peak_share) & (st1 >= s.tone_stationarity) & (narrow <= s.tone_max_bins)
         else:  # (almost) nothing on the receive path over its noise floor: no spectra (stat, tone 0)
             self.features.skip(self._fbuf[:m, 1])
@@ -686,12 +704,13 @@ class CallStateTracker:
             if self._rx_after_end * FRAME_S >= s.rx_resume_s:
                 self._ended_at = None
         cm = cls[:, 1] == MUSIC
-        sil = np.flatnonzero(~audible[:, 1])
+        sil = np.flatnonzero(~(levels[:, 1] >= floor[1] + _NOISE_FRAME_DB))  # down at the line noise
         if cm.any():
             idx = np.flatnonzero(cm)
             if self._run_first is None or t0 + idx[0] - self._last_music > self._hrel:
                 # The music's onset: the sound run it starts with (frames before the first music
-                # decision), back to the last silent frame, at most hold_onset_s earlier.
+                # decision), back to the last frame down at the line noise (a hold message over a
+                # chord bed never gets there), at most hold_onset_s earlier.
                 before = sil[sil < idx[0]]
                 last_sil = t0 + int(before[-1]) if len(before) else self._last_silent
                 first = t0 + int(idx[0])
