@@ -145,7 +145,7 @@ def emodb_section(settings: PaceSettings, quick: bool, res: dict) -> str:
                        for c in held], float)
         lst = stats(true, cal * lc[:, 0] / lc[:, 1])
         res["emodb_utt_r_learned"], res["emodb_utt_mae_learned"] = lst["r"], lst["mae"]
-        alt_rows = [["learned nucleus density (`detector=\"learned\"`, off by default)", lst["r"], lst["mae"],
+        alt_rows = [["learned nucleus density (`detector=\"learned\"`, off by default; count = summed density)", lst["r"], lst["mae"],
                      lst["bias"], lst["max"]]]
     log.info("EmoDB utterances done in %.1f s", time.perf_counter() - t0)
 

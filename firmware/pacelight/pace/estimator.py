@@ -54,6 +54,24 @@ where the peak picker stays within 5 %, so the ±15 % within-call change is dete
 or white noise marked active reads ~3 syl/s (peaks 0–0.8). CPU 0.41 ms per audio second (peaks
 0.45–0.48). It does not win everywhere, so it stays off by default.
 
+Since 2026-11-23 (later) the learned detector's count is the summed density itself (fractional,
+:attr:`SyllableRateEstimator.raw_nuclei`), not that sum rounded to whole nuclei: rounding added
+±0.5 syllable of noise per clip. Offline on EmoDB held-out utterances this alone moves r from 0.691
+to ≈ 0.73 (benchmark figures in docs/benchmarks.md). Tried the same day to make it language
+independent, measured offline on held-out EmoDB and the benchmark's en/ru/cmn streams at −s
+120/190/260 (clean and telephone), none good enough to ship or to make the default:
+
+* ``python -m pacelight_train.syllables --mix`` (EmoDB train + RAVDESS train speakers with a
+  clip-level count of 7 + espeak-ng pseudo-words in 16 voices that are *not* benchmark languages,
+  90–330 wpm, clean and telephone; clip-level count loss where there is no alignment): espeak-ng
+  max error 62 % → 25 %, but EmoDB r 0.73 → 0.66, and the rate slope stays ≈ 0.3 — a per-frame
+  density still regresses toward the mean rate. ±300 ms context instead of ±150 ms: no better
+  (r 0.64, espeak max 22 %).
+* Peak candidates at a 1 dB dip, each weighted by a small MLP (sub-band context, voicing, level,
+  spacing) fitted to clip counts on the same mix: it keeps the peak picker's rate tracking
+  (espeak max 9–13 %) but EmoDB r only 0.64–0.67 (peaks 0.62).
+* 0.3 × peaks + 0.7 × learned count: EmoDB r 0.75, but inherits the learned espeak-ng errors.
+
 Streaming: audio arrives in blocks of any size; frames are buffered and analysed in fixed
 internal chunks of ``chunk_frames`` frames (vectorised numpy per chunk; a Python loop runs only
 over the few envelope extrema), so results are bit-identical however the caller blocks its
@@ -303,11 +321,15 @@ class SyllableRateEstimator:
     @property
     def syllables(self) -> float:
         """Calibrated syllable count so far."""
-        return self._raw_count * self.settings.calibration
+        return self.raw_nuclei * self.settings.calibration
 
     @property
-    def raw_nuclei(self) -> int:
-        """Uncalibrated nuclei count (for calibration fitting)."""
+    def raw_nuclei(self) -> float:
+        """Uncalibrated count (for calibration fitting): the number of nuclei with ``detector="peaks"``;
+        with ``detector="learned"`` the summed density itself (fractional: rounding it to whole
+        nuclei would add ±0.5 syllable of noise per utterance — on 2 s clips that is ~4 % of the rate)."""
+        if self._model is not None:
+            return self._mass - 0.5
         return self._raw_count
 
     def process(self, frames: np.ndarray, active: np.ndarray) -> None:
