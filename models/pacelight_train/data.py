@@ -61,10 +61,14 @@ def clip_inputs(signal: np.ndarray) -> np.ndarray:
     return np.stack([normalize_window(lm[a:b]) for a, b in wins])
 
 
+CACHE_VERSION = 3  # part of the feature cache key: bump when features.py or augment.py change their output
+# (3: float32 FFT in features._frames_logmel)
+
+
 def build_arrays(clips: list[Clip], kinds: tuple[int, ...], seed: int, cache_dir: Path,
                  desc: str = "features") -> dict[str, np.ndarray]:
     """Windows for every clip × augmentation kind. Returns X (N,200,40), y, clip index, kind."""
-    key = hashlib.sha256(repr((sorted(c.path for c in clips), kinds, seed, 2)).encode()).hexdigest()[:16]
+    key = hashlib.sha256(repr((sorted(c.path for c in clips), kinds, seed, CACHE_VERSION)).encode()).hexdigest()[:16]
     cache = cache_dir / f"{desc}-{key}.npz"
     if cache.exists():
         with np.load(cache) as z:

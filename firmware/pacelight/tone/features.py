@@ -17,6 +17,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import scipy.fft
 
 from pacelight.frames import FRAME_SAMPLES, SAMPLE_RATE_HZ
 
@@ -66,18 +67,29 @@ def _window() -> np.ndarray:
 def _frames_logmel(frames: np.ndarray) -> np.ndarray:
     """(T, WIN_SAMPLES) float32 analysis frames → (T, N_MELS) log-mel in dB (float32).
 
-    float32 throughout except inside numpy's FFT (float64 internally); the spectrum's real and
-    imaginary parts are rounded to float32 before squaring. Operations in place where possible.
+    float32 throughout, FFT included (scipy's single-precision real FFT, one worker, in place on a
+    zero-padded buffer: ~6× cheaper than numpy's float64 FFT; each row is transformed on its own, so a
+    row does not depend on the batch). Only the FFT bins the filterbank uses enter the mel product.
     """
-    spec = np.fft.rfft(frames * _window(), n=N_FFT, axis=1)  # (T, N_FFT//2+1) complex128
-    parts = spec.view(np.float64).astype(np.float32)  # re, im interleaved: one float32 copy
+    buf = np.zeros((frames.shape[0], N_FFT), np.float32)
+    np.multiply(frames, _window(), out=buf[:, :WIN_SAMPLES])
+    spec = scipy.fft.rfft(buf, axis=1, workers=1, overwrite_x=True)  # (T, N_FFT//2+1) complex64
+    lo, hi = _mel_bins()
+    parts = spec[:, lo:hi].view(np.float32)  # re, im interleaved (a view of the complex64 spectrum)
     np.square(parts, out=parts)
     power = np.add(parts[:, 0::2], parts[:, 1::2])
-    mel = power @ mel_filterbank()
+    mel = power @ mel_filterbank()[lo:hi]
     np.maximum(mel, np.float32(POWER_FLOOR), out=mel)
     np.log10(mel, out=mel)
     mel *= np.float32(10.0)
     return mel
+
+
+@lru_cache(maxsize=1)
+def _mel_bins() -> tuple[int, int]:
+    """[lo, hi) FFT bins where the mel filterbank is non-zero (60–7600 Hz)."""
+    used = np.flatnonzero(mel_filterbank().any(axis=1))
+    return int(used[0]), int(used[-1]) + 1
 
 
 def _check_signal(x: np.ndarray) -> np.ndarray:
@@ -97,13 +109,14 @@ def logmel_frames(padded: np.ndarray, frames: np.ndarray | None = None) -> np.nd
     computation: :func:`logmel` (training, evaluation, the CLI) and the streaming tracker, which keeps
     a constant-size ring of raw samples and computes frames only when a window is due, both call it.
     """
-    padded = np.asarray(padded, dtype=np.float32)
+    padded = np.ascontiguousarray(padded, dtype=np.float32)
     if padded.ndim != 1:
         raise ValueError("signal must be 1-D")
     n = max((len(padded) - HISTORY_SAMPLES) // HOP_SAMPLES, 0)
-    view = np.lib.stride_tricks.as_strided(padded, shape=(n, WIN_SAMPLES),
-                                           strides=(HOP_SAMPLES * padded.strides[0], padded.strides[0]),
-                                           writeable=False)
+    # (n, WIN_SAMPLES) overlapping read-only view: frame f = padded[HOP f : HOP f + WIN]
+    view = np.ndarray((n, WIN_SAMPLES), np.float32, buffer=padded if n else np.zeros(WIN_SAMPLES, np.float32),
+                      strides=(HOP_SAMPLES * padded.itemsize, padded.itemsize))
+    view.flags.writeable = False
     sel = view if frames is None else view[np.asarray(frames, dtype=np.intp)]
     if sel.shape[0] == 0:
         return np.zeros((0, N_MELS), np.float32)
@@ -141,14 +154,15 @@ def normalize_window(lm: np.ndarray, n_frames: int = WINDOW_FRAMES) -> np.ndarra
     if lm.shape[0] == 0:
         return np.zeros((n_frames, N_MELS), np.float32)
     top = float(lm.max())
-    x = np.maximum(lm, top - DYNAMIC_RANGE_DB)
-    energy = x.mean(axis=1)
-    active = energy >= energy.max() - ACTIVE_RANGE_DB
-    ref = x[active]
-    mu = float(ref.mean())
-    sd = max(float(ref.std()), 1.0)
-    z = np.subtract(x, mu, out=x)  # x is this function's own array: standardise it in place
-    np.divide(z, sd, out=z)
+    x = np.maximum(lm, np.float32(top - DYNAMIC_RANGE_DB))
+    energy = np.add.reduce(x, axis=1)  # frame energy × N_MELS (sums: fewer passes than means)
+    active = energy >= energy.max() - np.float32(ACTIVE_RANGE_DB * N_MELS)
+    ref = x if active.all() else x[active]
+    mu = float(np.add.reduce(ref, axis=None)) / ref.size
+    dev = (ref - np.float32(mu)).ravel()
+    sd = max(float(np.sqrt(np.dot(dev, dev) / ref.size)), 1.0)
+    z = np.subtract(x, np.float32(mu), out=x)  # x is this function's own array: standardise it in place
+    np.divide(z, np.float32(sd), out=z)
     if z.shape[0] == n_frames:
         return z
     floor = ((top - DYNAMIC_RANGE_DB) - mu) / sd
