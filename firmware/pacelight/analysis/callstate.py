@@ -103,7 +103,8 @@ class CallStateSettings:
     enabled: bool = True  # [pipeline.call_state] enabled = false turns the stage off
     band_low_hz: float = 250.0
     band_high_hz: float = 3500.0
-    analysis_frames: int = 40  # context decisions every 400 ms of the global frame clock
+    analysis_frames: int = 80  # batches (spectra, DTMF, call-state update) every 800 ms of the frame clock
+    decision_frames: int = 40  # context (music) decisions every 400 ms of it, within the batch
     tone_peak_share: float = 0.95
     tone_stationarity: float = 0.9
     tone_max_bins: int = 5  # a tone frame has at most this many 62.5 Hz bins within 20 dB of its peak
@@ -166,6 +167,8 @@ class CallStateSettings:
             raise ValueError("need 0.2 <= context_s <= 5 and 0.1 <= dip_context_s <= context_s")
         if not 2 <= self.analysis_frames <= 100:
             raise ValueError("analysis_frames must be within 2..100")
+        if not 2 <= self.decision_frames <= self.analysis_frames or self.analysis_frames % self.decision_frames:
+            raise ValueError("decision_frames must divide analysis_frames")
         if self.hold_min_music_s > self.hold_window_s:
             raise ValueError("hold_min_music_s must not exceed hold_window_s")
         if not 0.0 < self.tone_peak_share <= 1.0 or not 0.0 < self.tone_stationarity <= 1.0:
@@ -388,7 +391,7 @@ class ContextDecider:
         n_act = max(int(np.count_nonzero(act)), 1)
         ms = float(st1[act].sum()) / n_act
         tone_share = np.count_nonzero(t1 & act) / n_act
-        dip = float(np.mean(lev1[-self.Wd :] < p90[1] - s.dip_db))
+        dip = np.count_nonzero(lev1[-self.Wd :] < p90[1] - s.dip_db) / min(self.Wd, len(lev1))
         # A music bed: the quietest quarter of the context (speech pauses) is still far over the
         # floor, within bed_below_p90_db of the speech, and stationary — a message spoken over hold
         # music, not a caller in a quiet room.
@@ -573,6 +576,8 @@ class CallStateTracker:
             self.frame_index = t0 + n
             return self._const_allowed(n, masked)
         allowed = np.ones((n, 2), bool)
+        if levels is None:  # the per-frame rules below need them: once per block
+            levels = frame_levels_db(frames)
         pos = 0
         while pos < n:  # segments end on the global analysis clock; state changes apply after them
             k = min(n - pos, self._A - self._fill)
@@ -581,14 +586,13 @@ class CallStateTracker:
             if self._tone_until >= t0 + pos:  # recurring tones (cadences): frames at the tone's level,
                 sl = slice(pos, pos + k)  # and the agent channel meanwhile (it carries their echo)
                 t = t0 + pos + np.arange(k)
-                lv = frame_levels_db(frames[sl, 1]) if levels is None else levels[sl, 1]
-                ok = (t > self._tone_until) | (np.abs(lv - self._tone_level) > self.s.tone_level_db)
+                ok = (t > self._tone_until) | (np.abs(levels[sl, 1] - self._tone_level) > self.s.tone_level_db)
                 allowed[sl, 1] &= ok
                 allowed[sl, 0] &= ok
             if self._unmute is not None and t0 + pos < self._unmute[1]:  # after a mute: the agent's line
                 sl = slice(pos, pos + k)  # noise is not talk while the activity's floor settles
                 allowed[sl, 0] &= ((t0 + pos + np.arange(k) >= self._unmute[1])
-                                   | (frame_levels_db(frames[sl, 0]) >= self._unmute[2]))
+                                   | (levels[sl, 0] >= self._unmute[2]))
             f = self._fill
             self._fbuf[f : f + k] = frames[pos : pos + k]
             self._fill += k
@@ -651,12 +655,18 @@ class CallStateTracker:
             rx_tone[:] = (peak >= s.tone_peak_share) & (st1 >= s.tone_stationarity) & (narrow <= s.tone_max_bins)
         else:  # (almost) nothing on the receive path over its noise floor: no spectra (stat, tone 0)
             self.features.skip(self._fbuf[:m, 1])
-        self.classifier.decide(levels, stat, tone)
+        music_f = np.zeros(m, bool)  # each decision's music verdict for its own frames
+        streak = self._music_streak
+        for a in range(0, m, s.decision_frames):
+            b = min(a + s.decision_frames, m)
+            self.classifier.decide(levels[a:b], stat[a:b], tone[a:b])
+            music_f[a:b] = self.classifier.music[1]
+            streak = streak + 1 if self.classifier.music[1] else 0
         floor = self.classifier.floor_db
         audible = levels >= floor + s.audible_db
         rx_tone_b = self.classifier.tone_ring()[-m:]  # bridged (beating minima, μ-law)
         cls = np.where(audible, SPEECH, SILENCE).astype(np.int8)
-        cls[(levels[:, 1] >= floor[1] + s.music_above_floor_db) & self.classifier.music[1], 1] = MUSIC
+        cls[(levels[:, 1] >= floor[1] + s.music_above_floor_db) & music_f, 1] = MUSIC
         cls[tone] = TONE
         cls[rx_tone_b, 1] = TONE
         if self.keep_classes:
@@ -694,7 +704,7 @@ class CallStateTracker:
             self._machine_level = max(self._machine_level, float(self.classifier.p90_db[1]))
         far = self._far_end(levels)
         self._rx_quiet = not bool((far & (levels[:, 1] >= self._machine_level - s.rx_quiet_below_machine_db)).any())
-        self._music_streak = self._music_streak + 1 if self.classifier.music[1] else 0
+        self._music_streak = streak
         # ---- hold: music on the receive path
         if self.classifier.tone_frames[1] == 0:  # receive-path speech (not ringback onsets and gaps)
             self._rx_speech_frames += int((cls[:, 1] == SPEECH).sum())
@@ -779,7 +789,7 @@ class CallStateTracker:
         if self.agent_talk_frames * FRAME_S >= s.agent_first_talk_s and not np.isnan(f0) \
                 and f0 > SILENCE_DB + s.mute_below_floor_db:
             quiet = levels[:, 0] < min(s.mute_max_dbfs, f0 - s.mute_below_floor_db)
-            share = float(quiet.mean())
+            share = np.count_nonzero(quiet) / m
             muted = share >= (0.5 if self._mute_start is not None else 0.7)
             if muted and self._mute_start is None:
                 self._mute_start = t0 + int(np.argmax(quiet))
