@@ -6,25 +6,31 @@ activity stage and tells it which frames may count as talk at all (the ``allowed
 **Per-frame features** (computed on the global frame clock, so they never depend on chunking):
 
 * agent channel, per analysis batch (and on demand for the buffered frames when an agent stretch
-  closes): a *DTMF score* per frame (16 ms Hann window projected on the 8 ITU-T Q.23 frequencies;
+  closes; only when some frame is ``audible_db`` over the agent's floor): a *DTMF score* per frame (16 ms Hann window projected on the 8 ITU-T Q.23 frequencies;
   best low + best high group share of the energy, ≈ 1 for a digit); digit runs (``dtmf_share``,
   with the activity's onset/release margins) are cut from the agent's closed stretches, so a
   block costs only a buffer copy;
-* receive path, per analysis batch: one Hann-windowed 256-point rfft per frame (16 ms ending at the
-  frame's end), telephone band 250–3500 Hz: *peak share* (6 strongest bins / band energy), the
-  number of bins within 20 dB of the peak, and *stationarity* — cosine similarity of the spectrum
-  with the one 10 ms earlier (3-bin smoothed, so two-tone beating is stationary) and 40 ms earlier
+* receive path, per analysis batch (skipped when the channel sits at its noise floor): one
+  Hann-windowed 256-point rfft per pair of frames (20 ms clock; 16 ms ending at each odd frame's
+  end), telephone band 250–3500 Hz: *peak share* (6 strongest bins / band energy), the number of
+  bins within 20 dB of the peak, and *stationarity* — cosine similarity of the spectrum with the
+  one 20 ms earlier (3-bin smoothed, so two-tone beating is stationary) and 40 ms earlier
   (context: speech changes formants every syllable, ≈ 0.75; held notes, chords and tones ≈ 0.9–1.0).
+  The tone features use the spectrum minus twice the line-noise spectrum (learnt from frames at the
+  floor), so a ringback or busy tone only a few dB over the line noise is still peaky.
   A *tone* frame is narrow (≤ ``tone_max_bins``), peaky and stationary; audible receive-path tone
   flags are bridged over gaps of ``tone_gap_frames`` (beating minima, μ-law and line noise break
   single frames of ringback and busy tones; tonal vowels still do not form long runs).
 
-**Context decisions** every ``analysis_frames`` frames on the global frame index (never on block
-boundaries): over the last ``context_s`` the mean stationarity of the frames within ``active_db``
+**Context decisions** every ``decision_frames`` (400 ms) on the global frame index, two per
+``analysis_frames`` batch (800 ms: spectra, DTMF and the tracker's update run once per batch, which
+keeps the stage's cost down; never on block boundaries): over the last ``context_s`` the mean stationarity of the frames within ``active_db``
 of the loudest, and over the last ``dip_context_s`` the share of *dips* (frames ``dip_db`` under
 the 90th-percentile level). Speech has 4–8 Hz syllable modulation and pauses (many dips); music is
 sustained. Music = stationary and few dips. Sung passages are sustained notes (stationary, no
-syllable dips), so they are music. A decision applies to the frames after it (no lookahead), so
+syllable dips), so they are music. Music needs its loud frames only ``music_above_floor_db`` over
+the floor (the chord bed under a hold message sits ~10 dB over the line noise; noise itself is
+never that stationary). A decision applies to the frames after it (no lookahead), so
 ``allowed`` is identical whatever the caller's block size.
 
 **Call-state tracker** (only what is known at that frame):
@@ -34,12 +40,17 @@ syllable dips), so they are music. A decision applies to the frames after it (no
   recognised, the customer stretches since its first music frame are cut).
   While on hold every customer frame is excluded (messages spoken over the music, sung passages,
   note decays). The hold starts with the sound run its first music frame belongs to (back to the
-  last silent frame, at most ``hold_onset_s``) and its evidence includes the sound that continues
+  last frame down at the line noise — a message spoken over a chord bed never gets there — at
+  most ``hold_onset_s``) and its evidence includes the sound that continues
   the music without a pause: after ≥ ``music_mask_decisions`` music decisions, sound that never
   falls to the floor (``bed_gap_s``: a message or singing over the bed) counts as music; any sound
   up to a ``hold_tail_gap_s`` pause extends the hold's end. Hold ends ``hold_release_s`` after the
   last evidence and is reported from its start to the last evidence frame. Once music masks the
   receive path, customer stretches closing meanwhile are cut from the music run's onset.
+  Closed customer stretches are held back (``trim_customer``/``held_start``) until the batch after
+  their end is decided, and while music heard in the last ``hold_window_s`` may still become a
+  hold, so a first ring or beep or a hold's first seconds are cut even though they close before
+  they are recognised.
   Limit: a customer who talks right as the music stops loses that first phrase (up to a pause).
 * *IVR* (a machine on the receive path): armed by machine evidence — a call-progress tone on the
   receive path (ringback: a continuous tone run of ``machine_tone_s``) before the conversation has
@@ -48,7 +59,9 @@ syllable dips), so they are music. A decision applies to the frames after it (no
   prompt, not the customer; it disarms once the agent has talked ``agent_first_talk_s`` while the
   receive path is ``rx_quiet_below_machine_db`` under the machine's own level and no call-progress
   tone played within ``tone_hold_s`` (so echo of the ringback or prompt into the headset, or
-  talking over a prompt, does not count), or after ``agent_long_talk_s`` of agent talk in any
+  talking over a prompt, does not count; receive-path frames ``echo_below_agent_db`` under the
+  agent's level are the agent's own line echo: they neither break "quiet" nor open a prompt
+  stretch), or after ``agent_long_talk_s`` of agent talk in any
   case. Without machine evidence nothing is IVR, so a customer who speaks first on an ordinary
   call is counted. Limits: an IVR reached without ringback or DTMF (e.g. a blind transfer) is customer talk; a human who
   answers right after the agent's digits, before the agent speaks, is counted as IVR until the
@@ -58,12 +71,14 @@ syllable dips), so they are music. A decision applies to the frames after it (no
   ``tone_edge_frames`` of onset and decay, from both parties' stretches (its echo reaches the
   headset), and after it receive-path frames at the tone's level (within ``tone_level_db``) stay
   excluded for ``tone_hold_s`` (cadence onsets and beating). A call-progress tone after the
-  conversation started means the far end hung up (busy): agent stretches after it are not talk
+  conversation started (and no music in the last ``hold_window_s``: a sung note is not a busy
+  tone) means the far end hung up (busy): agent stretches after it are not talk
   and cues stay quiet until ``rx_resume_s`` of receive-path speech.
 * *mute*: most frames of analysis batches on the agent channel are ``mute_below_floor_db`` under
   its own noise floor (which falls at most ``mute_floor_fall_db_per_s``) and under ``mute_max_dbfs``
   (line silence or comfort noise) for at least ``mute_min_s`` after the agent has spoken. A
-  channel whose floor is already digital silence (clean files) never reports mute. After an
+  channel whose floor is already digital silence (clean files) never reports mute. Limit: comfort
+  noise at the level of the room's own noise (no drop) is not recognised. After an
   unmute, for ``unmute_settle_s`` (the activity's floor, pulled down by the silence, settles),
   agent frames under the pre-mute floor + ``unmute_talk_above_floor_db`` are line noise, not talk.
 
@@ -137,7 +152,7 @@ class CallStateSettings:
     music_mask_decisions: int = 2  # this many music decisions in a row mask the receive path at once
     hold_min_music_s: float = 2.0
     hold_release_s: float = 3.0
-    hold_onset_s: float = 4.0  # a hold starts with the sound run its first music frame is part of
+    hold_onset_s: float = 4.0  # a hold starts with the sound run its first music frame is part of (≤ hold_window_s)
     hold_tail_gap_s: float = 0.2  # ... and ends with the sound after its last music up to such a pause
     bed_gap_s: float = 0.02  # sound after ≥ 2 music decisions without such a gap is hold evidence too
     ivr_gap_s: float = 1.5
@@ -238,8 +253,12 @@ class FrameFeatures:
         if not len(idx):  # one even frame
             out = self._last[which]
             return out[:, 0], out[:, 1], out[:, 2], out[:, 3]
-        spec = scipy.fft.rfft(x[idx] * self._window, axis=-1)[:, self._b0 : self._b1]
-        pw = spec.real**2 + spec.imag**2
+        # The windows (a strided view: 16 ms ending at each odd frame's end, 20 ms apart).
+        win = np.lib.stride_tricks.as_strided(x[idx[0, 0] :], (len(idx), _NFFT), (2 * FRAME_SAMPLES * x.itemsize, x.itemsize),
+                                              writeable=False)
+        spec = scipy.fft.rfft(win * self._window, axis=-1)[:, self._b0 : self._b1]
+        v = spec.view(np.float32).reshape(len(idx), -1, 2)
+        pw = np.einsum("kbc,kbc->kb", v, v)  # |X|²
         if quiet is not None:
             q = quiet[odd]
             if q.any():  # the first quiet frames set it, later ones adjust it
