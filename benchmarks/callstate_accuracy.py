@@ -264,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.calls} simulated calls × {args.duration_s:.0f} s per set: a **tune** set (seed {args.seed}; the "
         "detector was developed looking at these calls) and a **held-out** set"
         + (f" (seed {args.holdout_seed}; never looked at while developing)" if args.holdout_seed else " (none)")
-        + ". Each call has call-state content "
+        + "; two more development sets (seeds 5656 and 7878, not reported) served to look at failure "
+        "mechanisms beyond the tune set. Each call has call-state content "
         "(ringback, IVR, DTMF, hold music of every style, agent mute, busy tone) and is compared with the same call "
         "without the call-state sounds (twin: same conversation, levels, noise and babble) and the plain call of the "
         "same seed (no preamble or forced hold: a different conversation), analysed by `analyze`'s pipeline (pace and "

@@ -535,7 +535,7 @@ class CallStateTracker:
         self._mute_floor = np.nan
         self._music_streak = 0  # consecutive music decisions on the receive path
         self._machine_level = SILENCE_DB
-        self._rx_quiet = True
+        self._rx_quiet = False  # not known to be quiet before the first analysis
         self.mutes: list[tuple[int, int]] = []
         self._unmute: tuple[int, int, float] | None = None  # (end of mute, end of settling, talk level)
         self._noise_runs: list[tuple[int, int]] = []  # agent line noise right after an unmute
