@@ -276,6 +276,13 @@ def main(argv: list[str] | None = None) -> int:
         + ("\n\nNormal calls (no call-state content) with the stage on vs off — target: talk-ratio error "
            "within 0.5 pp, F1 within 0.005:\n\n" + table(found_rows[0], found_rows[1:]) if found_rows else "")
         + f"\n\nTargets (both sets and the normal calls): **{'met' if ok else 'NOT all met'}**.\n"
+        + "\nKnown failure mechanisms (seen in the per-call rows; not fixed): a *spoken* hold message over a "
+        "chord bed gives music decisions only in the message's pauses, so the hold is confirmed late or not at "
+        "all (its speech then counts as the customer's); slow, steady speech can be decided as music and start "
+        "a false hold (the twin shows the same error, so the difference column hides it); comfort noise at the "
+        "level of the room's own noise is no level drop, so that mute is missed; a human answering right after "
+        "the agent's digits is a prompt until the agent talks. CPU: the same code measured 5–15 % over "
+        "successive runs on this shared 2-core machine.\n"
     )
     for (name, seed), r in zip(sets, res, strict=True):
         body += (f"\nPer call, {name} set (seed {seed}; s; talk-ratio errors in pp):\n\n"
