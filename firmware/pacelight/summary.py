@@ -236,7 +236,7 @@ def example_summary(call_id: str = "desk-0412-20261123T091502Z-7f3a", device_id:
         "tone": {"agent": {"low": 0.2, "neutral": 0.7, "high": 0.1, "mean_score": 0.45},
                  "customer": {"low": 0.1, "neutral": 0.6, "high": 0.3, "mean_score": 0.55}},
         "cues": [{"t": 40.0, "kind": "pace", "state": "on"}, {"t": 44.0, "kind": "pace", "state": "off"}],
-        "model": {"tone": "tone-cnn-int8 1.2.0", "pipeline": "pacelight 0.1.0"},
+        "model": {"tone": "tone-cnn-int8 1.3.0", "pipeline": "pacelight 0.1.0"},
     }
     d.update(overrides)
     return d

@@ -61,7 +61,7 @@ class RapportSettings:
     arousal_window_s: float = 12.0
     # Smoothed arousal score that counts as "high" for the calm cue. It is on the tone model's score
     # scale, so it is calibrated per shipped model with benchmarks/rapport_cues.py (energy scenarios,
-    # seeds 1000-1014): tone-cnn-int8 1.1.0 -> 0.65 (the DS-CNN 1.0.0 used 0.55).
+    # seeds 1000-1014): tone-cnn-int8 1.1.0 and 1.3.0 -> 0.65 (the DS-CNN 1.0.0 used 0.55).
     energy_high: float = 0.65
 
     def __post_init__(self) -> None:

@@ -31,7 +31,7 @@ from .features import N_MELS, WINDOW_FRAMES
 log = logging.getLogger(__name__)
 
 LABELS: tuple[str, str, str] = ("low", "neutral", "high")
-MODEL_VERSION = "1.2.0"
+MODEL_VERSION = "1.3.0"
 # Preferred shipped file first; any other models/tone-*.tflite is used when it is missing.
 DEFAULT_MODEL_NAMES = ("tone-cnn-int8.tflite", "tone-dscnn-cc0-int8.tflite")
 ENV_MODEL = "PACELIGHT_TONE_MODEL"
@@ -138,7 +138,7 @@ class ToneModel:
         log.info("tone model %s loaded with %s", self.path.name, self.runtime)
 
     def name(self) -> str:
-        """E.g. ``"tone-cnn-int8 1.2.0"`` (the summary's ``model.tone``)."""
+        """E.g. ``"tone-cnn-int8 1.3.0"`` (the summary's ``model.tone``)."""
         return f"{self.path.stem} {MODEL_VERSION}"
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
