@@ -101,6 +101,45 @@ def test_hold_music_incl_singing_is_hold_not_talk(style: str) -> None:
     assert tot.ivr_s == 0.0
 
 
+def test_a_hold_message_over_a_quiet_chord_bed_stays_hold_after_the_first_music() -> None:
+    """A recorded message over chords only ~10 dB over the line noise: music is decided only in
+    the 1.6 s lead-in and the 1 s pause; the message over the bed (never down at the line noise,
+    never under the bed) continues the hold instead of counting as the customer."""
+    rng = np.random.default_rng(0)
+    bed, _ = music.hold_music(9.0, rng, "spoken", None)  # the chords alone
+    y = _at(bed, -40)
+    sp = _speech("Your call is important to us. All of our agents are busy, please stay on the line.",
+                 "en-gb+m3", -20)
+    s0 = int(1.6 * SR)
+    y[s0 : s0 + sp.size] += sp[: y.size - s0]
+    s1 = s0 + sp.size + SR
+    y[s1:] += sp[: y.size - s1]
+    rx = np.concatenate([_noise(2 * SR, -50), y + _noise(y.size, -50, 1), _noise(6 * SR, -50, 2)])
+    tr = CallStateTracker()
+    allowed = _run(tr, _stereo(_noise(rx.size, -55, 4), rx))
+    tot = tr.finish()
+    assert abs(tot.hold_s - 9.0) <= 1.0, tr.intervals_s()
+    (h0, h1), = tr.holds
+    assert abs(h0 - 200) <= 20 and abs(h1 - 1100) <= 20
+    t = np.arange(len(allowed)) / 100
+    assert _not_talk(tr, allowed)[(t >= 2.2) & (t < 10.8)].all()
+
+
+def test_the_agents_line_echo_after_the_music_does_not_extend_the_hold() -> None:
+    rng = np.random.default_rng(1)
+    m, _ = music.hold_music(8.0, rng, "pluck")
+    rx = np.concatenate([_noise(SR, -60), _at(m, -20), _noise(8 * SR, -60)]) + _noise(17 * SR, -60, 3)
+    said = _speech("Thanks for waiting, I have found your invoice and the error in it.", "en-us", -20)
+    agent = _noise(rx.size, -55, 5)
+    a0 = int(9.3 * SR)
+    agent[a0 : a0 + said.size] += said
+    rx[a0 + 160 : a0 + 160 + said.size] += said * 10 ** (-15 / 20)  # hybrid echo, 10 ms later, 15 dB down
+    tr = CallStateTracker()
+    _run(tr, _stereo(agent, rx))
+    tot = tr.finish()
+    assert abs(tot.hold_s - 8.0) <= 0.2, tr.intervals_s()
+
+
 def test_agent_talking_over_hold_music_still_counts_for_the_agent() -> None:
     rng = np.random.default_rng(4)
     m, _ = music.hold_music(12.0, rng, "pad")

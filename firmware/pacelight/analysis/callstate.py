@@ -42,9 +42,12 @@ never that stationary). A decision applies to the frames after it (no lookahead)
   note decays). The hold starts with the sound run its first music frame belongs to (back to the
   last frame down at the line noise — a message spoken over a chord bed never gets there — at
   most ``hold_onset_s``) and its evidence includes the sound that continues
-  the music without a pause: after ≥ ``music_mask_decisions`` music decisions, sound that never
-  falls to the floor (``bed_gap_s``: a message or singing over the bed) counts as music; any sound
-  up to a ``hold_tail_gap_s`` pause extends the hold's end. Hold ends ``hold_release_s`` after the
+  the music without a pause: after a run of ≥ ``music_mask_decisions`` music decisions (even one
+  that ends early in a batch), sound that stays over the line noise and at most ``bed_drop_db``
+  under the music's quiet frames, without a ``bed_gap_s`` gap (a message or singing over the bed,
+  whose pauses fall to the bed, where a caller's fall to the room), counts as music; any sound
+  up to a ``hold_tail_gap_s`` pause extends the hold's end. Receive-path frames explained as the
+  agent's line echo (see IVR) are neither music nor sound continuing it. Hold ends ``hold_release_s`` after the
   last evidence and is reported from its start to the last evidence frame. Once music masks the
   receive path, customer stretches closing meanwhile are cut from the music run's onset.
   Closed customer stretches are held back (``trim_customer``/``held_start``) until the batch after
@@ -155,6 +158,9 @@ class CallStateSettings:
     hold_onset_s: float = 4.0  # a hold starts with the sound run its first music frame is part of (≤ hold_window_s)
     hold_tail_gap_s: float = 0.2  # ... and ends with the sound after its last music up to such a pause
     bed_gap_s: float = 0.02  # sound after ≥ 2 music decisions without such a gap is hold evidence too
+    # ... "sound": over the line noise and at most this far under the music's quiet frames (10th
+    # percentile of the batch's music frames): a message's pauses fall to the bed, a caller's to the room
+    bed_drop_db: float = 6.0
     ivr_gap_s: float = 1.5
     rx_resume_s: float = 0.5  # receive-path speech after a hang-up tone that resumes the conversation
     ivr_min_s: float = 0.1  # receive-path sound that opens an IVR stretch lasts at least this long
@@ -190,7 +196,7 @@ class CallStateSettings:
             raise ValueError("tone_peak_share and tone_stationarity must be within (0, 1]")
         for name in ("tone_min_s", "tone_hold_s", "machine_tone_s", "hold_release_s", "mute_min_s",
                      "agent_first_talk_s", "ivr_gap_s", "ivr_min_s", "floor_time_constant_s", "floor_hold_s",
-                     "hold_onset_s", "hold_tail_gap_s", "bed_gap_s", "rx_resume_s", "unmute_settle_s", "tone_gap_frames", "tone_edge_frames"):
+                     "hold_onset_s", "hold_tail_gap_s", "bed_gap_s", "bed_drop_db", "rx_resume_s", "unmute_settle_s", "tone_gap_frames", "tone_edge_frames"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
 
@@ -360,39 +366,54 @@ class ContextDecider:
         """Bridged receive-path tone flags over the last ``context_s`` (up to the last decision)."""
         return self.rx_tone_ctx
 
-    def decide(self, levels: np.ndarray, stat: np.ndarray, tone: np.ndarray) -> None:
-        s, W, m = self.s, self.W, len(levels)
-        lev = np.concatenate([self._lev, levels.T], axis=1)[:, -W:]
-        st = np.concatenate([self._stat, stat.T], axis=1)[:, -W:]
-        tn = np.concatenate([self._tone, tone.T], axis=1)[:, -W:]
-        self._lev, self._stat, self._tone = lev, st, tn
-        self._seen = min(W, self._seen + m)
-        if self._seen < W:  # call start: only the frames seen so far
-            lev, st, tn = lev[:, -self._seen :], st[:, -self._seen :], tn[:, -self._seen :]
+    def decide(self, levels: np.ndarray, stat: np.ndarray, tone: np.ndarray) -> list[bool]:
+        """One analysis batch (m, 2) → the receive path's music verdict of each decision (one per
+        ``decision_frames``, in order). The rings are extended once per batch and each decision
+        reads its own context window from them; per-channel floors are scalar arithmetic."""
+        W, m, step = self.W, len(levels), self.s.decision_frames
+        lev_all = np.concatenate([self._lev, levels.T], axis=1)
+        st_all = np.concatenate([self._stat[1], stat[:, 1]])  # stationarity: receive path only
+        tn_all = np.concatenate([self._tone, tone.T], axis=1)
+        self._lev, self._stat[1], self._tone = lev_all[:, -W:], st_all[-W:], tn_all[:, -W:]
+        seen0 = self._seen
+        self._seen = min(W, seen0 + m)
+        verdicts = []
+        for a in range(0, m, step):
+            e = min(a + step, m)
+            nd = min(W, seen0 + e)  # call start: only the frames seen so far
+            w0, w1 = W + e - nd, W + e
+            verdicts.append(self._decide_one(lev_all[:, w0:w1], st_all[w0:w1], tn_all[:, w0:w1], e - a))
+        return verdicts
+
+    def _decide_one(self, lev: np.ndarray, st1: np.ndarray, tn: np.ndarray, m: int) -> bool:
+        s = self.s
         srt = np.sort(lev, axis=1)
         nv = srt.shape[1]
         p90, p10 = srt[:, int(0.9 * nv)], srt[:, int(0.1 * nv)]
         self.p90_db = p90
-        f = self.floor_db
         # A sudden drop far under the floor is a cut (mute, line silence), not a new floor: the
-        # floor holds for up to floor_hold_s, then follows.
-        cut = ~np.isnan(f) & (p10 < f - s.mute_below_floor_db)
-        self._cut_frames = np.where(cut, self._cut_frames + m, 0)
-        hold = cut & (self._cut_frames * FRAME_S < s.floor_hold_s)
-        # The floor rises slowly, and not at all under music (held notes would lift it to the music).
-        rise = np.where(self.music, 0.0, 10.0 * m * FRAME_S / s.floor_time_constant_s)
-        f_new = np.where(np.isnan(f) | (p10 < f), p10, np.minimum(p10, f + rise))
-        self.floor_db = np.where(hold, f, f_new)
-        f1 = self.floor_db[1]
+        # floor holds for up to floor_hold_s, then follows. The floor rises slowly, and not at all
+        # under music (held notes would lift it to the music).
+        fl = self.floor_db
+        for c in (0, 1):
+            f, q = float(fl[c]), float(p10[c])
+            cut = f == f and q < f - s.mute_below_floor_db  # (f == f: not nan)
+            self._cut_frames[c] = self._cut_frames[c] + m if cut else 0
+            if cut and self._cut_frames[c] * FRAME_S < s.floor_hold_s:
+                continue
+            rise = 0.0 if self.music[c] else 10.0 * m * FRAME_S / s.floor_time_constant_s
+            fl[c] = q if f != f or q < f else min(q, f + rise)
+        f1 = float(fl[1])
         self.tone_frames[0] = np.count_nonzero(tn[0])  # agent: DTMF frames (the rest is receive path only)
         # Receive path: audible tone frames (not a hum in the line noise) with gaps of up to
         # tone_gap_frames bridged (two-tone beating minima, μ-law and window phase break single
         # frames of ringback and busy tones; tonal vowels do not form long runs even so).
-        lev1, st1 = lev[1], st[1]
+        lev1 = lev[1]
         t1 = _bridge(tn[1] & (lev1 >= f1 + s.audible_db), s.tone_gap_frames)
         self.rx_tone_ctx = t1
         self.tone_frames[1] = nt = np.count_nonzero(t1)
-        act = lev1 >= p90[1] - s.active_db
+        p90_1 = float(p90[1])
+        act = lev1 >= p90_1 - s.active_db
         # The longest receive-path tone run in the context (call-progress tones are continuous for
         # ≥ 0.2 s, busy 0.5 s on) and the level spread of its tone frames (one level).
         self.tone_run[1], self.tone_spread_db[1] = 0, np.inf
@@ -404,22 +425,23 @@ class ContextDecider:
                 k = len(tl) - 1
                 self.tone_spread_db[1] = tl[int(0.9 * k)] - tl[int(0.1 * k)]
         self.music[0] = False  # hold music is on the receive path only
-        if not p90[1] >= f1 + s.music_above_floor_db:  # nothing loud enough to judge
+        if not p90_1 >= f1 + s.music_above_floor_db:  # nothing loud enough to judge
             self.music[1] = False
-            return
+            return False
         n_act = max(int(np.count_nonzero(act)), 1)
         ms = float(st1[act].sum()) / n_act
         tone_share = np.count_nonzero(t1 & act) / n_act
-        dip = np.count_nonzero(lev1[-self.Wd :] < p90[1] - s.dip_db) / min(self.Wd, len(lev1))
+        dip = np.count_nonzero(lev1[-self.Wd :] < p90_1 - s.dip_db) / min(self.Wd, len(lev1))
         # A music bed: the quietest quarter of the context (speech pauses) is still far over the
         # floor, within bed_below_p90_db of the speech, and stationary — a message spoken over hold
         # music, not a caller in a quiet room.
         q = lev1 <= srt[1, nv // 4]
         nq = max(int(np.count_nonzero(q)), 1)
         bed_db = float(lev1[q].sum()) / nq
-        bed = (bed_db >= f1 + s.bed_above_floor_db and bed_db >= p90[1] - s.bed_below_p90_db
+        bed = (bed_db >= f1 + s.bed_above_floor_db and bed_db >= p90_1 - s.bed_below_p90_db
                and float(st1[q].sum()) / nq >= s.bed_stationarity)
         self.music[1] = tone_share < 0.5 and ((ms >= s.music_stationarity and dip <= s.music_dip_share) or bed)
+        return bool(self.music[1])
 
 
 def _bridge(flags: np.ndarray, gap: int) -> np.ndarray:
@@ -520,6 +542,9 @@ class CallStateTracker:
         self._tail_open = False
         self._tail_gap = 0
         self._bed_open = False
+        self._bed_end = 0  # end of the sound over the music bed after the last music
+        self._bed_gap = 0
+        self._bed_db = SILENCE_DB  # the level the sound over the bed stays at
         self._bedf = max(1, int(round(s.bed_gap_s / FRAME_S)))
         self.holds: list[tuple[int, int]] = []
         self.conversation_started = False  # the agent has talked agent_first_talk_s (rx quiet)
@@ -676,11 +701,11 @@ class CallStateTracker:
             self.features.skip(self._fbuf[:m, 1])
         music_f = np.zeros(m, bool)  # each decision's music verdict for its own frames
         streak = self._music_streak
-        for a in range(0, m, s.decision_frames):
-            b = min(a + s.decision_frames, m)
-            self.classifier.decide(levels[a:b], stat[a:b], tone[a:b])
-            music_f[a:b] = self.classifier.music[1]
-            streak = streak + 1 if self.classifier.music[1] else 0
+        music_streak = 0  # the streak at the batch's last music decision (a bed may follow it)
+        for a, music in zip(range(0, m, s.decision_frames), self.classifier.decide(levels, stat, tone), strict=True):
+            music_f[a : a + s.decision_frames] = music
+            streak = streak + 1 if music else 0
+            music_streak = streak or music_streak
         floor = self.classifier.floor_db
         audible = levels >= floor + s.audible_db
         rx_tone_b = self.classifier.tone_ring()[-m:]  # bridged (beating minima, μ-law)
@@ -732,7 +757,7 @@ class CallStateTracker:
             self._rx_after_end += int(((cls[:, 1] == SPEECH) & after).sum())
             if self._rx_after_end * FRAME_S >= s.rx_resume_s:
                 self._ended_at = None
-        cm = cls[:, 1] == MUSIC
+        cm = (cls[:, 1] == MUSIC) & far  # not the line echo of the agent talking after the music
         sil = np.flatnonzero(~(levels[:, 1] >= floor[1] + _NOISE_FRAME_DB))  # down at the line noise
         if cm.any():
             idx = np.flatnonzero(cm)
@@ -748,11 +773,15 @@ class CallStateTracker:
             self._tail_end = self._last_music + 1
             self._tail_open = True
             self._tail_gap = 0
-            self._bed_open = self._music_streak >= s.music_mask_decisions
+            self._bed_open = music_streak >= s.music_mask_decisions
+            self._bed_end = self._last_music + 1
+            ml = np.sort(levels[idx, 1])  # the bed: not under the music's quiet frames (minus bed_drop_db)
+            self._bed_db = max(float(ml[len(ml) // 10]) - s.bed_drop_db, float(floor[1]) + _NOISE_FRAME_DB)
+            self._bed_gap = 0
         if self._tail_open:  # after the music, the sound that continues without a pause belongs to it
             start = self._tail_end - t0
             start = max(start, 0)
-            a = audible[start:, 1] & (cls[start:, 1] != TONE)
+            a = audible[start:, 1] & (cls[start:, 1] != TONE) & far[start:]
             if len(a):
                 k = np.arange(1, len(a) + 1)
                 run = k - np.maximum.accumulate(np.where(a, k, 0))
@@ -764,14 +793,23 @@ class CallStateTracker:
                 aud = np.flatnonzero(a)
                 if len(aud):
                     self._tail_end = t0 + start + int(aud[-1]) + 1
-                if self._bed_open:  # a spoken or sung passage over the music bed (never at the
-                    brk = np.flatnonzero(run[: len(a)] >= self._bedf)  # floor): hold evidence too
-                    if len(brk):
-                        self._bed_open = False
-                    bed = np.flatnonzero(a[: brk[0] if len(brk) else len(a)])
-                    if len(bed):
-                        cm[start : start + int(bed[-1]) + 1] = True
                 self._tail_gap = int(run[-1])
+        if self._bed_open:  # a spoken or sung passage over the music bed: the sound never falls to
+            start = max(self._bed_end - t0, 0)  # the line noise (not even in the message's pauses,
+            a = levels[start:, 1] >= self._bed_db  # where the bed may be under audible_db)
+            if len(a):
+                k = np.arange(1, len(a) + 1)
+                run = k - np.maximum.accumulate(np.where(a, k, 0))
+                run += np.where(np.maximum.accumulate(a), 0, self._bed_gap)  # carried over
+                brk = np.flatnonzero(run >= self._bedf)
+                if len(brk):
+                    self._bed_open = False
+                    a = a[: brk[0]]
+                bed = np.flatnonzero(a)
+                if len(bed):
+                    cm[start : start + int(bed[-1]) + 1] = True
+                    self._bed_end = t0 + start + int(bed[-1]) + 1
+                self._bed_gap = int(run[-1])
         self._music_hist = np.concatenate([self._music_hist, cm])[-self._hw :]
         if len(sil):
             self._last_silent = t0 + int(sil[-1])
@@ -920,7 +958,7 @@ class CallStateTracker:
 
     def _hold_evidence(self) -> int:
         """The last receive-path frame of music, or of sound continuing it without a pause."""
-        return max(self._last_music, self._tail_end - 1)
+        return max(self._last_music, self._tail_end - 1, self._bed_end - 1)
 
     def _close_hold(self) -> None:
         if self._hold_first is not None:
