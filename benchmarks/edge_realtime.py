@@ -34,7 +34,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from pacelight import native_threads
+
+native_threads.apply()  # as the `pacelight` command does before numpy loads (the device's setting)
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PI4_SYSBENCH_EVENTS_S = 1477.83  # leoncode.co.uk, sysbench 1.0.20 cpu, 1 thread, max-prime 10000

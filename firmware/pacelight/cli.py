@@ -13,8 +13,10 @@ import importlib
 import logging
 import sys
 
-from pacelight import __version__
+from pacelight import __version__, native_threads
 from pacelight.errors import PacelightError
+
+native_threads.apply()  # before any subcommand loads numpy: no spinning BLAS worker threads
 
 # (module, required?) in the order shown by --help. A module whose optional extra is not
 # installed is skipped with a hint instead of breaking the whole command.
