@@ -34,11 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pacelight import native_threads
-
-native_threads.apply()  # as the `pacelight` command does before numpy loads (the device's setting)
-
-import numpy as np  # noqa: E402
+import numpy as np  # benchmarks/__init__ has set the device's one-thread BLAS before this
 
 ROOT = Path(__file__).resolve().parents[1]
 PI4_SYSBENCH_EVENTS_S = 1477.83  # leoncode.co.uk, sysbench 1.0.20 cpu, 1 thread, max-prime 10000
