@@ -101,19 +101,21 @@ import numpy as np
 
 from pacelight.frames import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE_HZ
 
-SILENCE_DB = -100.0
+from .callstate_features import (  # noqa: F401 (class labels re-exported for callers)
+    CLASS_NAMES,
+    MUSIC,
+    NOISE_FRAME_DB,
+    SILENCE,
+    SILENCE_DB,
+    SPEECH,
+    TONE,
+    ContextDecider,
+    DtmfDetector,
+    FrameFeatures,
+    frame_levels_db,
+)
 
 log = logging.getLogger(__name__)
-
-SILENCE, SPEECH, MUSIC, TONE = 0, 1, 2, 3
-CLASS_NAMES = ("silence", "speech", "music", "tone")
-
-_NFFT = 256  # 16 ms analysis window, 62.5 Hz bins
-_TOPK = 6
-_NOISE_FRAME_DB = 3.0  # frames this close to the floor are line noise
-_NOISE_RATE = 0.1  # line-noise spectrum: share of a batch's quiet-frame mean taken in (≈ 4 s memory)
-_CTX_HOPS = 2  # context stationarity: spectra 40 ms (2 hops of 20 ms) apart (past a syllable's glide)
-DTMF_HZ = (697.0, 770.0, 852.0, 941.0, 1209.0, 1336.0, 1477.0, 1633.0)
 
 
 @dataclass(frozen=True)
@@ -199,264 +201,6 @@ class CallStateSettings:
                      "hold_onset_s", "hold_tail_gap_s", "bed_gap_s", "bed_drop_db", "rx_resume_s", "unmute_settle_s", "tone_gap_frames", "tone_edge_frames"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
-
-
-def frame_levels_db(frames: np.ndarray) -> np.ndarray:
-    """RMS level (dBFS, −100 for digital silence) of frames (..., FRAME_SAMPLES); float32 math."""
-    power = np.einsum("...i,...i->...", frames, frames) / frames.shape[-1]
-    return np.maximum(10.0 * np.log10(power.astype(np.float64) + 1e-12), SILENCE_DB)
-
-
-class FrameFeatures:
-    """Streaming spectral features of one channel on a 20 ms clock: ``(frames (n, 160), t0)`` →
-    peak share, 20 ms stationarity (3-bin smoothed), 40 ms stationarity and narrow-band count,
-    each (n,) per 10 ms frame.
-
-    One 16 ms Hann window per *pair* of frames (ending at the end of each odd frame of the global
-    clock; an even frame repeats the previous odd frame's values): the features change over tens
-    of milliseconds, and half the FFTs keep the stage's cost down. Depends only on the global
-    frame index, so never on how the audio is chunked."""
-
-    def __init__(self, band_low_hz: float, band_high_hz: float) -> None:
-        freqs = np.fft.rfftfreq(_NFFT, 1.0 / SAMPLE_RATE_HZ)
-        self._b0 = int(np.searchsorted(freqs, band_low_hz))
-        self._b1 = int(np.searchsorted(freqs, band_high_hz, side="right"))
-        self._window = np.hanning(_NFFT).astype(np.float32)
-        self._tail = np.zeros(_NFFT - FRAME_SAMPLES, np.float32)  # the samples before the batch
-        nb = self._b1 - self._b0
-        self._lastmag = np.zeros((_CTX_HOPS, nb), np.float32)
-        self._lastsm = np.zeros((1, nb - 2), np.float32)
-        self._last = np.zeros((1, 4), np.float32)  # the last odd frame's values (for a leading even frame)
-        self._noise = np.zeros(nb, np.float32)  # line-noise power spectrum (mean per bin)
-        self._noise_seen = False
-        self._idx: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-    def skip(self, frames: np.ndarray) -> None:
-        """A batch not analysed (a quiet channel): the next batch's spectra compare with zeros."""
-        self._tail = frames.reshape(-1)[-(_NFFT - FRAME_SAMPLES) :].copy()
-        self._lastmag[:] = 0.0
-        self._lastsm[:] = 0.0
-        self._last[:] = 0.0
-
-    def __call__(self, frames: np.ndarray, t0: int, quiet: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-        """``quiet`` (n,) bool, optional: frames at the channel's noise floor — their spectra
-        update the line-noise spectrum, which is taken out (twice its mean per bin) before the
-        tone features (peak share, narrow count, 20 ms stationarity), so a ringback or busy tone
-        only a few dB over the line noise still looks like a tone."""
-        import scipy.fft  # lazy: float32 FFTs (numpy 1.x always computes in float64)
-
-        n = len(frames)
-        x = np.concatenate([self._tail, frames.reshape(-1)])
-        self._tail = x[-(_NFFT - FRAME_SAMPLES) :]
-        first = (t0 + 1) % 2  # the batch's first odd frame
-        key = (n, first)
-        cached = self._idx.get(key)
-        if cached is None:  # windows ending at the odd frames' ends; each frame's last odd frame
-            odd = np.arange(first, n, 2)
-            ends = (odd + 1) * FRAME_SAMPLES + (_NFFT - FRAME_SAMPLES)
-            cached = self._idx[key] = (ends[:, None] - _NFFT + np.arange(_NFFT), (np.arange(n) - first) // 2 + 1, odd)
-        idx, which, odd = cached
-        if not len(idx):  # one even frame
-            out = self._last[which]
-            return out[:, 0], out[:, 1], out[:, 2], out[:, 3]
-        # The windows (a strided view: 16 ms ending at each odd frame's end, 20 ms apart).
-        win = np.lib.stride_tricks.as_strided(x[idx[0, 0] :], (len(idx), _NFFT), (2 * FRAME_SAMPLES * x.itemsize, x.itemsize),
-                                              writeable=False)
-        spec = scipy.fft.rfft(win * self._window, axis=-1)[:, self._b0 : self._b1]
-        v = spec.view(np.float32).reshape(len(idx), -1, 2)
-        pw = np.einsum("kbc,kbc->kb", v, v)  # |X|²
-        if quiet is not None:
-            q = quiet[odd]
-            if q.any():  # the first quiet frames set it, later ones adjust it
-                self._noise += (_NOISE_RATE if self._noise_seen else 1.0) * (pw[q].mean(0) - self._noise)
-                self._noise_seen = True
-        pt = np.maximum(pw - 2.0 * self._noise, 0.0)  # the tone features: line noise taken out
-        tt = pt.sum(-1) + np.float32(1e-20)
-        peak = np.partition(pt, -_TOPK, axis=-1)[:, -_TOPK:].sum(-1) / tt
-        narrow = (pt > 0.01 * pt.max(-1, keepdims=True)).sum(-1)  # bins within 20 dB of the peak
-        tot = pw.sum(-1) + np.float32(1e-20)
-        mag = np.sqrt(pw / tot[:, None])
-        allmag = np.concatenate([self._lastmag, mag])
-        self._lastmag = allmag[-_CTX_HOPS:]
-        st4 = np.einsum("nb,nb->n", allmag[_CTX_HOPS:], allmag[:-_CTX_HOPS])
-        # Tones: 3-bin (±62.5 Hz) smoothed spectra 20 ms apart, so two-tone beating (ringback's
-        # 440+480 Hz beats at 40 Hz inside one bin pair) does not look like a changing spectrum.
-        sm = pt[:, :-2] + pt[:, 1:-1] + pt[:, 2:]
-        sm = np.sqrt(sm / (sm.sum(-1, keepdims=True) + np.float32(1e-20)))
-        allsm = np.concatenate([self._lastsm, sm])
-        self._lastsm = allsm[-1:]
-        st1 = np.einsum("nb,nb->n", allsm[1:], allsm[:-1])
-        # Per frame: an odd frame its own values, an even frame the previous odd frame's.
-        vals = np.concatenate([self._last, np.stack([peak, st1, st4, narrow], axis=1)])
-        self._last = vals[-1:]
-        out = vals[which]
-        return out[:, 0], out[:, 1], out[:, 2], out[:, 3]
-
-
-class DtmfDetector:
-    """DTMF (ITU-T Q.23) per frame: projections of a 16 ms Hann window (ending at the frame's end)
-    on the 4 low- and 4 high-group frequencies, normalised so that a pure tone gives 1; score =
-    best low + best high share of the window's energy (≈ 1 for a digit, < 0.8 for speech).
-
-    The window spans the previous frame's last 96 samples and the current frame, so each frame is
-    projected once on the window's head and tail parts and neighbours are summed (one matmul)."""
-
-    def __init__(self) -> None:
-        t = np.arange(_NFFT) / SAMPLE_RATE_HZ
-        w = np.hanning(_NFFT)
-        ph = 2 * np.pi * np.asarray(DTMF_HZ)[None, :] * t[:, None]
-        norm = np.sqrt(w.sum() ** 2 / (2.0 * (w**2).sum()))
-        basis = np.concatenate([w[:, None] * np.cos(ph), w[:, None] * np.sin(ph)], axis=1) / norm  # (256, 16)
-        lag = _NFFT - FRAME_SAMPLES
-        head = basis[lag:]  # the current frame's part of its own window
-        tail = np.zeros((FRAME_SAMPLES, 16))
-        tail[FRAME_SAMPLES - lag :] = basis[:lag]  # its last 96 samples in the next frame's window
-        self._b = np.concatenate([head, tail], axis=1).astype(np.float32)  # (160, 32)
-        w2 = w * w
-        e = np.zeros((FRAME_SAMPLES, 2))
-        e[:, 0] = w2[lag:]
-        e[FRAME_SAMPLES - lag :, 1] = w2[:lag]
-        self._e = e.astype(np.float32)
-        self._prev_p = np.zeros(16, np.float32)  # the previous frame's tail projections
-        self._prev_e = np.float32(0.0)  # ... and its tail window energy
-
-    def skip(self, frames: np.ndarray) -> None:
-        """Frames not scored: only the last one's tail carries into the next frame's window."""
-        x = np.ascontiguousarray(frames[-1:], dtype=np.float32)
-        self._prev_p, self._prev_e = x.dot(self._b)[0, 16:], (x * x).dot(self._e)[0, 1]
-
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(frames, dtype=np.float32)  # a strided view would skip BLAS
-        pr = x.dot(self._b)  # (n, 32): head and tail projections
-        en = (x * x).dot(self._e)  # (n, 2): head and tail window energies
-        head = pr[:, :16].copy()
-        head[0] += self._prev_p
-        head[1:] += pr[:-1, 16:]
-        e = en[:, 0].copy()
-        e[0] += self._prev_e
-        e[1:] += en[:-1, 1]
-        self._prev_p, self._prev_e = pr[-1, 16:], en[-1, 1]
-        head *= head
-        p = head[:, :8] + head[:, 8:]
-        return p.reshape(-1, 2, 4).max(2).sum(1) / (e + 1e-20)
-
-
-class ContextDecider:
-    """Music decisions and per-channel floors/peaks from the context rings (one call per batch)."""
-
-    def __init__(self, s: CallStateSettings, n_channels: int = 2) -> None:
-        self.s = s
-        self.W = int(round(s.context_s / FRAME_S))
-        self.Wd = int(round(s.dip_context_s / FRAME_S))
-        self._lev = np.full((n_channels, self.W), SILENCE_DB)
-        self._stat = np.zeros((n_channels, self.W))
-        self._tone = np.zeros((n_channels, self.W), bool)
-        self.music = np.zeros(n_channels, bool)
-        self.floor_db = np.full(n_channels, np.nan)
-        self._cut_frames = np.zeros(n_channels, int)
-        self._seen = 0
-        self.tone_frames = np.zeros(n_channels, int)  # tone frames within the last context_s
-        self.tone_spread_db = np.full(n_channels, np.inf)
-        self.tone_run = np.zeros(n_channels, int)  # receive path only
-        self.run_min = max(1, int(round(s.machine_tone_s / FRAME_S)))
-        self.p90_db = np.full(n_channels, SILENCE_DB)
-        self.rx_tone_ctx = np.zeros(self.W, bool)
-
-    def tone_ring(self) -> np.ndarray:
-        """Bridged receive-path tone flags over the last ``context_s`` (up to the last decision)."""
-        return self.rx_tone_ctx
-
-    def decide(self, levels: np.ndarray, stat: np.ndarray, tone: np.ndarray) -> list[bool]:
-        """One analysis batch (m, 2) → the receive path's music verdict of each decision (one per
-        ``decision_frames``, in order). The rings are extended once per batch and each decision
-        reads its own context window from them; per-channel floors are scalar arithmetic."""
-        W, m, step = self.W, len(levels), self.s.decision_frames
-        lev_all = np.concatenate([self._lev, levels.T], axis=1)
-        st_all = np.concatenate([self._stat[1], stat[:, 1]])  # stationarity: receive path only
-        tn_all = np.concatenate([self._tone, tone.T], axis=1)
-        self._lev, self._stat[1], self._tone = lev_all[:, -W:], st_all[-W:], tn_all[:, -W:]
-        seen0 = self._seen
-        self._seen = min(W, seen0 + m)
-        verdicts = []
-        for a in range(0, m, step):
-            e = min(a + step, m)
-            nd = min(W, seen0 + e)  # call start: only the frames seen so far
-            w0, w1 = W + e - nd, W + e
-            verdicts.append(self._decide_one(lev_all[:, w0:w1], st_all[w0:w1], tn_all[:, w0:w1], e - a))
-        return verdicts
-
-    def _decide_one(self, lev: np.ndarray, st1: np.ndarray, tn: np.ndarray, m: int) -> bool:
-        s = self.s
-        srt = np.sort(lev, axis=1)
-        nv = srt.shape[1]
-        p90, p10 = srt[:, int(0.9 * nv)], srt[:, int(0.1 * nv)]
-        self.p90_db = p90
-        # A sudden drop far under the floor is a cut (mute, line silence), not a new floor: the
-        # floor holds for up to floor_hold_s, then follows. The floor rises slowly, and not at all
-        # under music (held notes would lift it to the music).
-        fl = self.floor_db
-        for c in (0, 1):
-            f, q = float(fl[c]), float(p10[c])
-            cut = f == f and q < f - s.mute_below_floor_db  # (f == f: not nan)
-            self._cut_frames[c] = self._cut_frames[c] + m if cut else 0
-            if cut and self._cut_frames[c] * FRAME_S < s.floor_hold_s:
-                continue
-            rise = 0.0 if self.music[c] else 10.0 * m * FRAME_S / s.floor_time_constant_s
-            fl[c] = q if f != f or q < f else min(q, f + rise)
-        f1 = float(fl[1])
-        self.tone_frames[0] = np.count_nonzero(tn[0])  # agent: DTMF frames (the rest is receive path only)
-        # Receive path: audible tone frames (not a hum in the line noise) with gaps of up to
-        # tone_gap_frames bridged (two-tone beating minima, μ-law and window phase break single
-        # frames of ringback and busy tones; tonal vowels do not form long runs even so).
-        lev1 = lev[1]
-        t1 = _bridge(tn[1] & (lev1 >= f1 + s.audible_db), s.tone_gap_frames)
-        self.rx_tone_ctx = t1
-        self.tone_frames[1] = nt = np.count_nonzero(t1)
-        p90_1 = float(p90[1])
-        act = lev1 >= p90_1 - s.active_db
-        # The longest receive-path tone run in the context (call-progress tones are continuous for
-        # ≥ 0.2 s, busy 0.5 s on) and the level spread of its tone frames (one level).
-        self.tone_run[1], self.tone_spread_db[1] = 0, np.inf
-        if nt >= self.run_min:
-            e = np.flatnonzero(np.diff(np.concatenate(([False], t1, [False])).astype(np.int8)))
-            self.tone_run[1] = int((e[1::2] - e[::2]).max(initial=0))
-            tl = np.sort(lev1[t1 & act])
-            if len(tl) >= 2:
-                k = len(tl) - 1
-                self.tone_spread_db[1] = tl[int(0.9 * k)] - tl[int(0.1 * k)]
-        self.music[0] = False  # hold music is on the receive path only
-        if not p90_1 >= f1 + s.music_above_floor_db:  # nothing loud enough to judge
-            self.music[1] = False
-            return False
-        n_act = max(int(np.count_nonzero(act)), 1)
-        ms = float(st1[act].sum()) / n_act
-        tone_share = np.count_nonzero(t1 & act) / n_act
-        dip = np.count_nonzero(lev1[-self.Wd :] < p90_1 - s.dip_db) / min(self.Wd, len(lev1))
-        # A music bed: the quietest quarter of the context (speech pauses) is still far over the
-        # floor, within bed_below_p90_db of the speech, and stationary — a message spoken over hold
-        # music, not a caller in a quiet room.
-        q = lev1 <= srt[1, nv // 4]
-        nq = max(int(np.count_nonzero(q)), 1)
-        bed_db = float(lev1[q].sum()) / nq
-        bed = (bed_db >= f1 + s.bed_above_floor_db and bed_db >= p90_1 - s.bed_below_p90_db
-               and float(st1[q].sum()) / nq >= s.bed_stationarity)
-        self.music[1] = tone_share < 0.5 and ((ms >= s.music_stationarity and dip <= s.music_dip_share) or bed)
-        return bool(self.music[1])
-
-
-def _bridge(flags: np.ndarray, gap: int) -> np.ndarray:
-    """``flags`` with runs of at most ``gap`` False frames between two True frames set True."""
-    e = np.flatnonzero(np.diff(np.concatenate(([False], flags, [False])).astype(np.int8)))
-    if len(e) < 4:
-        return flags
-    starts, ends = e[2::2], e[1:-1:2]  # the next run's start, the previous run's end
-    fill = (starts - ends) <= gap
-    if not fill.any():
-        return flags
-    d = np.zeros(len(flags) + 1, np.int32)
-    d[ends[fill]] += 1
-    d[starts[fill]] -= 1
-    return flags | (np.cumsum(d[:-1]) > 0)
 
 
 def _recent(intervals: list[tuple[int, int]], horizon: int) -> list[tuple[int, int]]:
@@ -694,7 +438,7 @@ class CallStateTracker:
         f1 = self.classifier.floor_db[1]  # as of the last decision
         if np.isnan(f1) or np.count_nonzero(levels[:, 1] >= f1 + min(s.audible_db, s.music_above_floor_db)) >= 3:
             ref = float(levels[:, 1].min()) if np.isnan(f1) else f1  # no floor yet: the batch's quietest
-            quiet = levels[:, 1] < ref + _NOISE_FRAME_DB
+            quiet = levels[:, 1] < ref + NOISE_FRAME_DB
             peak, st1, stat[:, 1], narrow = self.features(self._fbuf[:m, 1], t0, quiet)
             rx_tone[:] = (peak >= s.tone_peak_share) & (st1 >= s.tone_stationarity) & (narrow <= s.tone_max_bins)
         else:  # (almost) nothing on the receive path over its noise floor: no spectra (stat, tone 0)
@@ -758,7 +502,7 @@ class CallStateTracker:
             if self._rx_after_end * FRAME_S >= s.rx_resume_s:
                 self._ended_at = None
         cm = (cls[:, 1] == MUSIC) & far  # not the line echo of the agent talking after the music
-        sil = np.flatnonzero(~(levels[:, 1] >= floor[1] + _NOISE_FRAME_DB))  # down at the line noise
+        sil = np.flatnonzero(~(levels[:, 1] >= floor[1] + NOISE_FRAME_DB))  # down at the line noise
         if cm.any():
             idx = np.flatnonzero(cm)
             if self._run_first is None or t0 + idx[0] - self._last_music > self._hrel:
@@ -776,7 +520,7 @@ class CallStateTracker:
             self._bed_open = music_streak >= s.music_mask_decisions
             self._bed_end = self._last_music + 1
             ml = np.sort(levels[idx, 1])  # the bed: not under the music's quiet frames (minus bed_drop_db)
-            self._bed_db = max(float(ml[len(ml) // 10]) - s.bed_drop_db, float(floor[1]) + _NOISE_FRAME_DB)
+            self._bed_db = max(float(ml[len(ml) // 10]) - s.bed_drop_db, float(floor[1]) + NOISE_FRAME_DB)
             self._bed_gap = 0
         if self._tail_open:  # after the music, the sound that continues without a pause belongs to it
             start = self._tail_end - t0
