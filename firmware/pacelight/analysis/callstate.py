@@ -203,6 +203,15 @@ class CallStateSettings:
                 raise ValueError(f"{name} must not be negative")
 
 
+def _gap_runs(flags: np.ndarray, carried: int) -> np.ndarray:
+    """Per frame, how many frames since the last True one (0 on True frames); ``carried`` is the run
+    of False frames before this batch, added until the batch's first True frame."""
+    k = np.arange(1, len(flags) + 1)
+    run = k - np.maximum.accumulate(np.where(flags, k, 0))
+    run += np.where(np.maximum.accumulate(flags), 0, carried)
+    return run
+
+
 def _recent(intervals: list[tuple[int, int]], horizon: int) -> list[tuple[int, int]]:
     """``intervals`` without those that ended before ``horizon`` (the list itself when none did)."""
     if intervals and intervals[0][1] < horizon:
@@ -527,9 +536,7 @@ class CallStateTracker:
             start = max(start, 0)
             a = audible[start:, 1] & (cls[start:, 1] != TONE) & far[start:]
             if len(a):
-                k = np.arange(1, len(a) + 1)
-                run = k - np.maximum.accumulate(np.where(a, k, 0))
-                run += np.where(np.maximum.accumulate(a), 0, self._tail_gap)  # silence carried over
+                run = _gap_runs(a, self._tail_gap)  # silence carried over
                 stop = np.flatnonzero(run >= self._gapf)
                 if len(stop):
                     self._tail_open = False
@@ -542,9 +549,7 @@ class CallStateTracker:
             start = max(self._bed_end - t0, 0)  # the line noise (not even in the message's pauses,
             a = levels[start:, 1] >= self._bed_db  # where the bed may be under audible_db)
             if len(a):
-                k = np.arange(1, len(a) + 1)
-                run = k - np.maximum.accumulate(np.where(a, k, 0))
-                run += np.where(np.maximum.accumulate(a), 0, self._bed_gap)  # carried over
+                run = _gap_runs(a, self._bed_gap)  # carried over
                 brk = np.flatnonzero(run >= self._bedf)
                 if len(brk):
                     self._bed_open = False
