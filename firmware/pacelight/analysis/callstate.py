@@ -203,13 +203,22 @@ class CallStateSettings:
                 raise ValueError(f"{name} must not be negative")
 
 
-def _gap_runs(flags: np.ndarray, carried: int) -> np.ndarray:
-    """Per frame, how many frames since the last True one (0 on True frames); ``carried`` is the run
-    of False frames before this batch, added until the batch's first True frame."""
+def _follow(flags: np.ndarray, carried: int, max_gap: int) -> tuple[bool, int, int]:
+    """Follow a stretch through a batch's ``flags`` across gaps of fewer than ``max_gap`` False frames.
+
+    ``carried``: False frames since the stretch's last True frame before the batch. Returns (still
+    open, index in ``flags`` of the stretch's last True frame or -1, False frames after it at the
+    batch's end — the next batch's ``carried``). Vectorised: the gap length at every frame is the
+    distance to the latest True frame (plus ``carried`` before the first one).
+    """
     k = np.arange(1, len(flags) + 1)
     run = k - np.maximum.accumulate(np.where(flags, k, 0))
     run += np.where(np.maximum.accumulate(flags), 0, carried)
-    return run
+    stop = np.flatnonzero(run >= max_gap)
+    if len(stop):
+        flags = flags[: stop[0]]
+    on = np.flatnonzero(flags)
+    return not len(stop), int(on[-1]) if len(on) else -1, int(run[-1])
 
 
 def _recent(intervals: list[tuple[int, int]], horizon: int) -> list[tuple[int, int]]:
@@ -536,29 +545,21 @@ class CallStateTracker:
             start = max(start, 0)
             a = audible[start:, 1] & (cls[start:, 1] != TONE) & far[start:]
             if len(a):
-                run = _gap_runs(a, self._tail_gap)  # silence carried over
-                stop = np.flatnonzero(run >= self._gapf)
-                if len(stop):
+                still, last, self._tail_gap = _follow(a, self._tail_gap, self._gapf)  # silence carried over
+                if not still:
                     self._tail_open = False
-                    a = a[: stop[0]]
-                aud = np.flatnonzero(a)
-                if len(aud):
-                    self._tail_end = t0 + start + int(aud[-1]) + 1
-                self._tail_gap = int(run[-1])
+                if last >= 0:
+                    self._tail_end = t0 + start + last + 1
         if self._bed_open:  # a spoken or sung passage over the music bed: the sound never falls to
             start = max(self._bed_end - t0, 0)  # the line noise (not even in the message's pauses,
             a = levels[start:, 1] >= self._bed_db  # where the bed may be under audible_db)
             if len(a):
-                run = _gap_runs(a, self._bed_gap)  # carried over
-                brk = np.flatnonzero(run >= self._bedf)
-                if len(brk):
+                still, last, self._bed_gap = _follow(a, self._bed_gap, self._bedf)
+                if not still:
                     self._bed_open = False
-                    a = a[: brk[0]]
-                bed = np.flatnonzero(a)
-                if len(bed):
-                    cm[start : start + int(bed[-1]) + 1] = True
-                    self._bed_end = t0 + start + int(bed[-1]) + 1
-                self._bed_gap = int(run[-1])
+                if last >= 0:
+                    cm[start : start + last + 1] = True
+                    self._bed_end = t0 + start + last + 1
         self._music_hist = np.concatenate([self._music_hist, cm])[-self._hw :]
         if len(sil):
             self._last_silent = t0 + int(sil[-1])
