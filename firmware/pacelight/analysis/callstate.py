@@ -99,6 +99,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pacelight.analysis.activity import SILENCE_DB, frame_levels_db
 from pacelight.frames import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE_HZ
 
 from .callstate_features import (  # noqa: F401 (class labels re-exported for callers)
@@ -106,13 +107,11 @@ from .callstate_features import (  # noqa: F401 (class labels re-exported for ca
     MUSIC,
     NOISE_FRAME_DB,
     SILENCE,
-    SILENCE_DB,
     SPEECH,
     TONE,
     ContextDecider,
     DtmfDetector,
     FrameFeatures,
-    frame_levels_db,
 )
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Per-frame features of the call-state stage (``callstate.py``): levels, spectral shape, DTMF, context decisions.
+"""Per-frame features of the call-state stage (``callstate.py``): spectral shape, DTMF, context decisions.
 
 Pure numpy, streaming, one instance per call: :class:`FrameFeatures` (peak share, stationarity and
 narrow-band count on a 20 ms clock, line-noise spectrum removed), :class:`DtmfDetector` (Goertzel-style
@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pacelight.analysis.activity import SILENCE_DB
 from pacelight.frames import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE_HZ
 
 if TYPE_CHECKING:
     from .callstate import CallStateSettings
-
-SILENCE_DB = -100.0
 
 SILENCE, SPEECH, MUSIC, TONE = 0, 1, 2, 3
 CLASS_NAMES = ("silence", "speech", "music", "tone")
@@ -30,12 +29,6 @@ NOISE_FRAME_DB = 3.0  # frames this close to the floor are line noise
 _NOISE_RATE = 0.1  # line-noise spectrum: share of a batch's quiet-frame mean taken in (≈ 4 s memory)
 _CTX_HOPS = 2  # context stationarity: spectra 40 ms (2 hops of 20 ms) apart (past a syllable's glide)
 DTMF_HZ = (697.0, 770.0, 852.0, 941.0, 1209.0, 1336.0, 1477.0, 1633.0)
-
-
-def frame_levels_db(frames: np.ndarray) -> np.ndarray:
-    """RMS level (dBFS, −100 for digital silence) of frames (..., FRAME_SAMPLES); float32 math."""
-    power = np.einsum("...i,...i->...", frames, frames) / frames.shape[-1]
-    return np.maximum(10.0 * np.log10(power.astype(np.float64) + 1e-12), SILENCE_DB)
 
 
 class FrameFeatures:
