@@ -148,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0, help="length of the simulated call (default 60)")
     ap.add_argument("--no-record", action="store_true", help="do not write docs/benchmarks.md")
     args = ap.parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from pacelight.edge.settings import CaptureSection
 
     chunk_ms = CaptureSection().chunk_s * 1000

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from pacelight import native_threads
 
 from benchmarks.report import table, write_section
 
@@ -116,8 +117,7 @@ def child(argv: list[str]) -> int:
 
 
 def measure(seconds: float, tone: bool | str, runtime: str = "") -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PACELIGHT_TFLITE_RUNTIME=runtime)
+    env = dict(os.environ, **native_threads.THREAD_ENV, PACELIGHT_TFLITE_RUNTIME=runtime)  # the device's threads
     mode = tone if isinstance(tone, str) else ("1" if tone else "0")
     out = subprocess.run([sys.executable, "-m", "benchmarks.pipeline_speed", "--child", str(seconds),
                           mode], capture_output=True, text=True, env=env, check=True,
