@@ -38,7 +38,6 @@ from pacelight.frames import FRAME_S, FRAME_SAMPLES
 from pacelight.pace.calibrate import EmoClip, load_emodb
 from pacelight.pace.estimator import (
     _HIST_LO_DB,
-    _NFFT_E,
     NUCLEUS_MODEL,
     PaceSettings,
     SyllableRateEstimator,
@@ -102,9 +101,7 @@ def subband_levels(frames: np.ndarray, active: np.ndarray) -> np.ndarray:
     lsb = np.full((m, est._bandmat.shape[1]), _HIST_LO_DB + 1.0, np.float32)
     rows = np.flatnonzero(need)
     if rows.size:
-        spec = est._rfft(wins[rows] * est._win, _NFFT_E, axis=1)[:, est._lo:est._hi]
-        sb = (spec.real**2 + spec.imag**2) @ est._bandmat
-        lsb[rows] = 10.0 * np.log10(np.maximum(sb, est._floor_e))
+        lsb[rows] = est.subband_levels_db(wins[rows])  # the run time's own computation
     return lsb
 
 

@@ -483,6 +483,11 @@ class SyllableRateEstimator:
         spec = self._rfft(wins * self._win, _NFFT_E, axis=1)[:, self._lo:self._hi]
         return (spec.real**2 + spec.imag**2) @ self._bandmat
 
+    def subband_levels_db(self, wins: np.ndarray) -> np.ndarray:
+        """(m, window) frames → (m, bands) sub-band levels in dB (floored): the learned detector's
+        input, here and in its training (``pacelight_train.syllables``)."""
+        return 10.0 * np.log10(np.maximum(self._subband_power(wins), self._floor_e))
+
     def _analyse_learned(self, raw: np.ndarray, wins: np.ndarray, need: np.ndarray, act: np.ndarray,
                          n: int) -> None:
         """Learned detector: per-frame density from sub-band levels, summed over active frames.
@@ -500,8 +505,7 @@ class SyllableRateEstimator:
         lsb = np.full((n, self._bandmat.shape[1]), _HIST_LO_DB + 1.0, np.float32)
         if need.any():
             rows = np.flatnonzero(need) if not need.all() else slice(None)
-            sb = self._subband_power(wins[rows])
-            lsb[rows] = 10.0 * np.log10(np.maximum(sb, self._floor_e))
+            lsb[rows] = self.subband_levels_db(wins[rows])
         ext = np.concatenate([self._lsb_hist, lsb])  # centres n_in-2-2C .. n_in+n-3
         self._lsb_hist = ext[-2 * c:]
         act_c = np.concatenate([self._lact_hist, act[r - 2:r - 2 + n]])  # centres n_in-2-C ..
