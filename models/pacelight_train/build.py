@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from pacelight.tone.model import MODEL_VERSION  # the version the run time reports: one definition
 
 from . import data as D
 from .metrics import clip_probs, summarize
@@ -38,7 +39,6 @@ SEED = 1234
 TRAIN_KINDS = (0, 1, 2, 3, 4)
 VARIANTS = {"emodb": ("emodb",), "ravdess": ("ravdess",), "both": ("emodb", "ravdess")}
 SHIP = {"cnn": {"both": "tone-cnn-int8.tflite"}, "dscnn": {"emodb": "tone-dscnn-cc0-int8.tflite"}}
-MODEL_VERSION = "1.3.0"  # both shipped files (1.2.0: float32 FFT features, cheaper CNN; 1.3.0: stride 3)
 
 
 def build_model(tf, n_frames: int, n_mels: int, width: int = 64):

@@ -31,6 +31,8 @@ from .features import N_MELS, WINDOW_FRAMES
 log = logging.getLogger(__name__)
 
 LABELS: tuple[str, str, str] = ("low", "neutral", "high")
+# Version of the shipped files (make model writes it to models/tone-metrics.json; 1.2.0: float32 FFT
+# features, cheaper CNN; 1.3.0: the CNN's first conv strides 3 frames).
 MODEL_VERSION = "1.3.0"
 # Preferred shipped file first; any other models/tone-*.tflite is used when it is missing.
 DEFAULT_MODEL_NAMES = ("tone-cnn-int8.tflite", "tone-dscnn-cc0-int8.tflite")
