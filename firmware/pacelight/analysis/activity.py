@@ -468,12 +468,14 @@ class EchoGatedActivity:
         self._smooth = max(1, self.s.band_smooth_frames)
         self._phist = np.zeros((self._smooth - 1, 2, len(self.s.band_edges_hz) - 1))
 
-    def process(self, frames: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
+    def process(self, frames: np.ndarray, allowed: np.ndarray | None = None,
+                levels: np.ndarray | None = None) -> np.ndarray:
         """``frames`` (n, 2, FRAME_SAMPLES) → levels (n, 2); updates both channel detectors.
 
         ``allowed`` (n, 2) bool, optional: frames that may count as a party's talk at all (False
-        where the call-state classifier hears music, tones or an IVR prompt)."""
-        e = frame_levels_db(frames)  # (n, 2)
+        where the call-state classifier hears music, tones or an IVR prompt). ``levels``, optional:
+        :func:`frame_levels_db` of ``frames`` if the caller already has them (computed here if not)."""
+        e = frame_levels_db(frames) if levels is None else levels  # (n, 2)
         if self.bands is not None:
             pw = self.bands(frames)  # (n, 2, n_bands)
             if self._smooth > 1:

@@ -280,6 +280,7 @@ class CallStateTracker:
         self.frame_index = 0
         self._A = s.analysis_frames
         self._fbuf = np.zeros((self._A, 2, FRAME_SAMPLES), np.float32)
+        self._lbuf = np.zeros((self._A, 2))  # their levels (dBFS), computed once by the caller
         self._dbuf = np.zeros(self._A, bool)
         self._dtmf_done = 0  # buffered frames whose DTMF flags are known
         self._allowed_cache: dict[tuple[int, bool], np.ndarray] = {}
@@ -365,15 +366,18 @@ class CallStateTracker:
     def process(self, frames: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
         """One block (n, 2, FRAME_SAMPLES), optional levels (n, 2) dBFS → ``allowed`` (n, 2) bool.
 
-        Per block the frames are only buffered; DTMF, levels and spectra are computed per analysis
-        batch (DTMF also on demand when an agent stretch closes, see ``trim_agent``); ``levels``,
-        if given, only serves the per-frame recurring-tone rule."""
+        Per block the frames and their levels are only buffered; DTMF and spectra are computed per
+        analysis batch (DTMF also on demand when an agent stretch closes, see ``trim_agent``).
+        ``levels`` are :func:`~pacelight.analysis.activity.frame_levels_db` of ``frames``: the
+        pipeline passes the activity stage's, so they are computed once per block; if omitted they
+        are computed here (same values)."""
         n = frames.shape[0]
         t0 = self.frame_index
         f = self._fill
         if n <= self._A - f and self._tone_until < t0 and (self._unmute is None or t0 >= self._unmute[1]):
             # common case: the block lies inside one analysis batch, no per-frame rule applies
             self._fbuf[f : f + n] = frames
+            self._lbuf[f : f + n] = frame_levels_db(frames) if levels is None else levels
             self._fill = f + n
             masked = self.suppress_customer
             if self._fill == self._A:
@@ -381,7 +385,7 @@ class CallStateTracker:
             self.frame_index = t0 + n
             return self._const_allowed(n, masked)
         allowed = np.ones((n, 2), bool)
-        if levels is None:  # the per-frame rules below need them: once per block
+        if levels is None:
             levels = frame_levels_db(frames)
         pos = 0
         while pos < n:  # segments end on the global analysis clock; state changes apply after them
@@ -400,6 +404,7 @@ class CallStateTracker:
                                    | (levels[sl, 0] >= self._unmute[2]))
             f = self._fill
             self._fbuf[f : f + k] = frames[pos : pos + k]
+            self._lbuf[f : f + k] = levels[pos : pos + k]
             self._fill += k
             pos += k
             if self._fill == self._A:
@@ -427,7 +432,7 @@ class CallStateTracker:
         x = self._fbuf[d0:d1, 0]
         f0 = self.classifier.floor_db[0]
         # A digit is keyed loud (near the agent's talk level): frames at the noise floor are none.
-        loud = np.isnan(f0) or bool((frame_levels_db(x) >= f0 + self.s.audible_db).any())
+        loud = np.isnan(f0) or bool((self._lbuf[d0:d1, 0] >= f0 + self.s.audible_db).any())
         if loud:
             flags = self.dtmf(x) >= self.s.dtmf_share
         else:
@@ -445,7 +450,7 @@ class CallStateTracker:
         s = self.s
         self._dtmf_pending()
         dtmf = self._dbuf[:m]
-        levels = frame_levels_db(self._fbuf[:m])
+        levels = self._lbuf[:m].copy()
         self._fill = self._dtmf_done = 0
         self._analysed_to = t0 + m
         stat = np.zeros((m, 2))

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from pacelight import PIPELINE_ID
-from pacelight.analysis.activity import ActivitySettings, EchoGatedActivity
+from pacelight.analysis.activity import ActivitySettings, EchoGatedActivity, frame_levels_db
 from pacelight.analysis.callstate import CallStateSettings, CallStateTotals, CallStateTracker
 from pacelight.analysis.resample import StreamingResampler
 from pacelight.analysis.turns import BRIDGE_FRAMES, Segmenter, TalkFrames, TurnTracker
@@ -151,7 +151,8 @@ class CallAnalyzer:
         n = len(block) // FRAME_SAMPLES
         frames = block.reshape(n, FRAME_SAMPLES, 2).transpose(0, 2, 1)  # (n, 2, 160)
         if self._callstate is not None:  # music, tones, IVR never count as talk
-            self._activity.process(frames, allowed=self._callstate.process(frames))
+            levels = frame_levels_db(frames)  # once per block, for both stages
+            self._activity.process(frames, allowed=self._callstate.process(frames, levels), levels=levels)
             self._callstate.observe_agent(self._activity.channels[0].talking, n)
         else:
             self._activity.process(frames)
