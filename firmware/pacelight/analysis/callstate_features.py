@@ -29,6 +29,11 @@ NOISE_FRAME_DB = 3.0  # frames this close to the floor are line noise
 _NOISE_RATE = 0.1  # line-noise spectrum: share of a batch's quiet-frame mean taken in (≈ 4 s memory)
 _CTX_HOPS = 2  # context stationarity: spectra 40 ms (2 hops of 20 ms) apart (past a syllable's glide)
 DTMF_HZ = (697.0, 770.0, 852.0, 941.0, 1209.0, 1336.0, 1477.0, 1633.0)
+# DTMF background: the 20th percentile of the window energies of the 0.5 s before a frame (room
+# babble, line noise, the gaps between digits) is taken out of a frame at least 6 dB over it
+_BG_FRAMES = 50
+_BG_RANK = 10
+_BG_OVER = 4.0
 
 
 class FrameFeatures:
@@ -120,7 +125,11 @@ class FrameFeatures:
 class DtmfDetector:
     """DTMF (ITU-T Q.23) per frame: projections of a 16 ms Hann window (ending at the frame's end)
     on the 4 low- and 4 high-group frequencies, normalised so that a pure tone gives 1; score =
-    best low + best high share of the window's energy (≈ 1 for a digit, < 0.8 for speech).
+    best low + best high share of the window's energy (≈ 1 for a digit, < 0.8 for speech). A frame
+    at least 6 dB over the background (the 20th percentile of the window energies of the previous
+    0.5 s: babble, line noise) is scored against its energy minus that background, so a digit keyed
+    a few dB over the room's babble still scores near 1 (speech, far over the background, is scored
+    as before).
 
     The window spans the previous frame's last 96 samples and the current frame, so each frame is
     projected once on the window's head and tail parts and neighbours are summed (one matmul)."""
@@ -143,11 +152,27 @@ class DtmfDetector:
         self._e = e.astype(np.float32)
         self._prev_p = np.zeros(16, np.float32)  # the previous frame's tail projections
         self._prev_e = np.float32(0.0)  # ... and its tail window energy
+        self._bg = np.zeros(_BG_FRAMES, np.float32)  # the window energies of the last _BG_FRAMES frames
 
     def skip(self, frames: np.ndarray) -> None:
-        """Frames not scored: only the last one's tail carries into the next frame's window."""
-        x = np.ascontiguousarray(frames[-1:], dtype=np.float32)
-        self._prev_p, self._prev_e = x.dot(self._b)[0, 16:], (x * x).dot(self._e)[0, 1]
+        """Frames not scored: the last one's tail carries into the next frame's window (and their
+        energies into the background)."""
+        x = np.ascontiguousarray(frames[-_BG_FRAMES - 1 :], dtype=np.float32)
+        en = (x * x).dot(self._e)
+        if len(x) > _BG_FRAMES:  # the ring holds the last _BG_FRAMES frames only
+            self._prev_e, en = en[0, 1], en[1:]
+        self._window_energy(en)
+        self._prev_p = x[-1:].dot(self._b)[0, 16:]
+
+    def _window_energy(self, en: np.ndarray) -> np.ndarray:
+        """Head and tail energies (n, 2) → each frame's window energy (the previous frame's tail
+        plus its head); carries the last tail and updates the background ring."""
+        e = en[:, 0].copy()
+        e[0] += self._prev_e
+        e[1:] += en[:-1, 1]
+        self._prev_e = en[-1, 1]
+        self._bg = np.concatenate([self._bg, e])[-_BG_FRAMES:]
+        return e
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(frames, dtype=np.float32)  # a strided view would skip BLAS
@@ -156,13 +181,15 @@ class DtmfDetector:
         head = pr[:, :16].copy()
         head[0] += self._prev_p
         head[1:] += pr[:-1, 16:]
-        e = en[:, 0].copy()
-        e[0] += self._prev_e
-        e[1:] += en[:-1, 1]
-        self._prev_p, self._prev_e = pr[-1, 16:], en[-1, 1]
+        self._prev_p = pr[-1, 16:]
+        ring = self._bg
+        e = self._window_energy(en)
+        # each frame's background: the _BG_RANK-th smallest of the _BG_FRAMES window energies before it
+        prev = np.lib.stride_tricks.sliding_window_view(np.concatenate([ring, e]), _BG_FRAMES)[:-1]
+        bg = np.partition(prev, _BG_RANK, axis=1)[:, _BG_RANK]
         head *= head
         p = head[:, :8] + head[:, 8:]
-        return p.reshape(-1, 2, 4).max(2).sum(1) / (e + 1e-20)
+        return p.reshape(-1, 2, 4).max(2).sum(1) / (np.where(e >= _BG_OVER * bg, e - bg, e) + 1e-20)
 
 
 class ContextDecider:
