@@ -47,15 +47,9 @@ def _clip_probs(model, windows: list[np.ndarray]) -> np.ndarray:
 
 
 def _metrics(clips, probs) -> dict[str, dict]:
-    from pacelight_train.metrics import summarize
+    from pacelight_train.metrics import grouped_summary
 
-    y = np.array([c.label for c in clips])
-    groups = {"all": np.ones(len(clips), bool)}
-    for corpus in ("emodb", "ravdess"):
-        groups[corpus] = np.array([c.corpus == corpus for c in clips])
-        for sex in ("female", "male"):
-            groups[f"{corpus}/{sex}"] = np.array([c.corpus == corpus and c.sex == sex for c in clips])
-    return {g: summarize(probs[m], y[m]) for g, m in groups.items() if m.any()}
+    return grouped_summary(clips, probs)
 
 
 def _speed_ms(model, batches: int = 9, n: int = 50) -> float:

@@ -29,7 +29,7 @@ import numpy as np
 from pacelight.tone.model import MODEL_VERSION  # the version the run time reports: one definition
 
 from . import data as D
-from .metrics import clip_probs, summarize
+from .metrics import clip_probs, grouped_summary, summarize
 
 log = logging.getLogger("pacelight_train.build")
 
@@ -143,14 +143,7 @@ def evaluate(predict, sets: dict, clips_by_set: dict) -> dict:
     res = {}
     for name, arr in sets.items():
         clips = clips_by_set[name]
-        probs = clip_probs(predict(arr["X"]), arr["clip"], len(clips))
-        y = np.array([c.label for c in clips])
-        groups = {"all": np.ones(len(clips), bool)}
-        for corpus in ("emodb", "ravdess"):
-            groups[corpus] = np.array([c.corpus == corpus for c in clips])
-            for sex in ("female", "male"):
-                groups[f"{corpus}/{sex}"] = np.array([c.corpus == corpus and c.sex == sex for c in clips])
-        res[name] = {g: summarize(probs[m], y[m]) for g, m in groups.items() if m.any()}
+        res[name] = grouped_summary(clips, clip_probs(predict(arr["X"]), arr["clip"], len(clips)))
     return res
 
 

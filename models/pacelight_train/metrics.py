@@ -38,3 +38,14 @@ def summarize(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
     pred = probs.argmax(axis=1)
     return {"n": int(len(y)), "uar": uar(y, pred), "acc": float(np.mean(pred == y)),
             "spearman": spearman(score_from_probs(probs), y)}
+
+
+def grouped_summary(clips, probs: np.ndarray) -> dict[str, dict[str, float]]:
+    """:func:`summarize` overall, per corpus and per corpus/sex (clips with ``label``, ``corpus``, ``sex``)."""
+    y = np.array([c.label for c in clips])
+    groups = {"all": np.ones(len(clips), bool)}
+    for corpus in ("emodb", "ravdess"):
+        groups[corpus] = np.array([c.corpus == corpus for c in clips])
+        for sex in ("female", "male"):
+            groups[f"{corpus}/{sex}"] = np.array([c.corpus == corpus and c.sex == sex for c in clips])
+    return {g: summarize(probs[m], y[m]) for g, m in groups.items() if m.any()}
