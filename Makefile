@@ -43,9 +43,10 @@ model:
 	TF_CPP_MIN_LOG_LEVEL=2 $(TRAIN_VENV)/bin/python -m pacelight_train.build --arch cnn
 	TF_CPP_MIN_LOG_LEVEL=2 $(TRAIN_VENV)/bin/python -m pacelight_train.build --arch dscnn --variants emodb
 
-# The learned syllable-nucleus density of the pace estimator (numpy/scipy; EmoDB train speakers only).
+# The pace estimator's learned models: nucleus density and nucleus-event classifier (numpy/scipy; EmoDB train speakers only).
 pace-model: setup
 	$(PY) -m pacelight_train.syllables
+	$(PY) -m pacelight_train.syllable_events
 
 firmware-test: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_ledfw*.py

@@ -565,8 +565,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration", type=float, default=None,
                     help="override the calibration factor (e.g. the EmoDB-fitted CALIBRATION_SCALE); "
                     "recorded in its own section")
-    ap.add_argument("--detector", choices=("peaks", "learned"), default="peaks",
-                    help="nucleus detector (PaceSettings.detector); 'learned' is recorded in its own section")
+    ap.add_argument("--detector", choices=("peaks", "learned", "events"), default="peaks",
+                    help="nucleus detector (PaceSettings.detector); 'learned' and 'events' are recorded in "
+                    "their own sections")
     args = ap.parse_args(argv if argv is not None else sys.argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = PaceSettings(detector=args.detector)
@@ -608,6 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_record:
         if args.detector == "learned":
             write_section("pace_accuracy_learned", "Pace accuracy with the learned nucleus detector (not the default)",
+                          body)
+        elif args.detector == "events":
+            write_section("pace_accuracy_events", "Pace accuracy with the nucleus-event detector (not the default)",
                           body)
         elif args.calibration is None:
             write_section("pace_accuracy", "Pace (syllable rate) accuracy", body)

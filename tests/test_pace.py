@@ -214,6 +214,42 @@ def test_learned_detector_on_silence_tones_and_nan():
         PaceSettings(detector="neural")
 
 
+@needs_espeak
+def test_event_detector_is_streaming_and_matches_the_training_features():
+    from pacelight.pace.estimator import load_event_model
+    from pacelight_train.syllable_events import candidates
+
+    x, syl = _speech()
+    act = _energy_activity(frames_from_signal(x))
+    s = PaceSettings(detector="events", timeline_step_s=0.5)
+    runs = [_feed(x, act, b, s) for b in (1, 5, 100, 7)]
+    ref = runs[0]
+    for e in runs[1:]:
+        assert e.raw_nuclei == ref.raw_nuclei and e.voiced_s == ref.voiced_s
+        assert e.timeline() == ref.timeline()
+    assert ref.voiced_s == _feed(x, act, 5).voiced_s  # same voiced-time definition as the peak picker
+    # the count is the summed nucleus probability of the candidates the training code sees
+    feats, times, _ = candidates(x, act)
+    assert ref.raw_nuclei == pytest.approx(float(load_event_model()(feats).sum()), rel=1e-4)
+    assert ref._raw_count == int(np.floor(ref.raw_nuclei + 0.5)) and times.size == feats.shape[0]
+    assert 0.85 * syl < ref.syllables < 1.15 * syl
+    clipped = _feed(np.clip(x * 20.0, -1.0, 1.0), act, 5, s).call_rate_syl_s()
+    assert clipped and abs(clipped / ref.call_rate_syl_s() - 1) < 0.2
+
+
+def test_event_detector_on_silence_tones_noise_and_nan():
+    s = PaceSettings(detector="events")
+    est = _feed(np.zeros(SAMPLE_RATE_HZ * 12, np.float32), np.ones(1200, bool), 5, s)
+    assert est.raw_nuclei == 0 and est.call_rate_syl_s() == 0.0
+    steady = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(SAMPLE_RATE_HZ * 10) / SAMPLE_RATE_HZ)).astype(np.float32)
+    assert _feed(steady, np.ones(1000, bool), 5, s).raw_nuclei <= 2
+    noise = np.random.default_rng(5).normal(0, 0.1, SAMPLE_RATE_HZ * 10).astype(np.float32)
+    rate = _feed(noise, np.ones(1000, bool), 5, s).call_rate_syl_s()
+    assert rate is not None and 0.0 <= rate <= 10.0
+    bad = np.full((200, FRAME_SAMPLES), np.nan, np.float32)
+    assert np.isfinite(run_estimator(bad, np.ones(200, bool), s).syllables)
+
+
 def test_targets_and_baseline(tmp_path):
     from pacelight.pace.targets import (
         AgentBaselineStore,

@@ -72,11 +72,48 @@ independent, measured offline on held-out EmoDB and the benchmark's en/ru/cmn st
   (espeak max 9–13 %) but EmoDB r only 0.64–0.67 (peaks 0.62).
 * 0.3 × peaks + 0.7 × learned count: EmoDB r 0.75, but inherits the learned espeak-ng errors.
 
+Nucleus-event detector (``PaceSettings(detector="events")``, **off by default**; 2026-11-23, latest).
+Counts are events, so the count scales with tempo like the peak picker's, but a classifier trained on
+per-syllable labels decides which events are nuclei:
+
+1. Candidates: every local maximum of the *unsmoothed* sub-band correlation envelope in an active frame
+   above the level threshold (as in steps 4/6 above) whose dip to the nearest higher level is ≥ 0.3 dB
+   on both sides (``min_prominence_db`` in the model file). On EmoDB they fall into 97 % (train) /
+   96 % (held-out) of the labelled vocalic syllable spans, ~1.7 candidates per syllable (all maxima of
+   the 3-frame-smoothed envelope, the peak picker's: 96 % / 95 %).
+2. :func:`event_features` (100 numbers: level re the ±250 ms maximum and re the speaker reference;
+   prominence, dip and distance to the neighbouring higher level / local maximum on both sides; peak
+   density; voicing; sub-band shape and its change; the ±250 ms level profile; sub-band levels at
+   ±80 ms; level and spectral distance to the neighbouring maxima and valleys).
+3. A 4 × 16-tanh-unit MLP ensemble (``nucleus_events.npz``, 6,529 weights) gives P(nucleus); the count
+   is the summed probability. Trained by ``python -m pacelight_train.syllable_events`` (``make
+   pace-model``) on EmoDB train speakers (label: the loudest candidate in each labelled vocalic
+   syllable span; cross-entropy + clip count loss; clean, telephone, speed ×0.6–1.5) plus espeak-ng
+   pseudo-words in 16 non-benchmark voices (count loss only).
+4. Its internal chunk is ``event_chunk_frames`` (3 s; lag ≤ ≈ 3.3 s): at 1 s chunks the per-chunk
+   numpy work cost 0.73 ms per audio second.
+
+Measured (docs/benchmarks.md "pace_accuracy_events"): EmoDB held-out per utterance r 0.725 / MAE
+11.1 % (bias −5.7 %, rate slope 0.53; peaks 0.619 / 13.1 %, learned 0.735 / 10.9 %) — still short of
+0.80 / 10 %; ≥ 20 s concatenations MAE 8.5 %; espeak-ng en/ru/cmn −s 120…260 max error 6.1 % (mean
+2.4 %), monotonic, telephone growth −0.1 points; ±15 % change 24/24 with 0/12 false alarms; de/es
+4.8 %; simulated calls (truth segments) MAE 4.5 %, r 0.980; 0.40 ms per audio second. So it passes
+every target the peak picker passes and is better on EmoDB and on the simulated calls, but it fails
+the per-utterance EmoDB targets, so it is not the default. Leave-two-train-speakers-out CV (pooled):
+r 0.771 / MAE 11.1 % with the espeak-ng mix, 0.754 without it (at 1 s chunks), where espeak-ng
+slow speech read up to +13 % (cmn −s 120). Tried on the way (train CV, pooled r, one net): only the 23
+scalar features (0.72; with the level/sub-band profiles 0.76); 32 units with less weight decay (0.72);
+count-loss weight 1/5/20 (0.75/0.76/0.76); ±350 ms context (no better); no prominence floor (0.74,
+espeak-ng slow speech up to +26 %). Where it stops: with a perfect classifier these candidates would give
+held-out r 0.87 (the 3-frame-smoothed envelope's only 0.84 — missing candidates in short syllables),
+but the classifier (candidate AUC 0.97) still leaves about ±1 syllable of error on a 2 s clip and
+compresses the rate range (slope 0.53).
+
 Streaming: audio arrives in blocks of any size; frames are buffered and analysed in fixed
 internal chunks of ``chunk_frames`` frames (vectorised numpy per chunk; a Python loop runs only
 over the few envelope extrema), so results are bit-identical however the caller blocks its
 audio. The analysis lags the input by at most ``chunk_frames + smooth_frames // 2 + 1`` frames
-(≈ 0.3 s). Memory is constant except for :meth:`SyllableRateEstimator.timeline` (one point per
+(≈ 1.3 s; the events detector: ``event_chunk_frames`` + its ±25-frame context + 2, ≈ 3.3 s). Memory is constant except for :meth:`SyllableRateEstimator.timeline` (one point per
 second of call). Call :meth:`SyllableRateEstimator.finish` at the end of a call to analyse the
 buffered tail.
 """
@@ -173,6 +210,104 @@ def load_nucleus_model(path: Path | None = None) -> _NucleusModel:
     return _MODEL_CACHE[key]
 
 
+# Weights of the nucleus-event classifier (``detector="events"``), written by
+# ``python -m pacelight_train.syllable_events`` (trained on EmoDB train speakers only).
+EVENT_MODEL = Path(__file__).with_name("nucleus_events.npz")
+_EVENT_CACHE: dict[str, _EventModel] = {}
+_PROFILE_LEV = np.array([-25, -20, -15, -11, -8, -6, -4, -3, -2, -1, 1, 2, 3, 4, 6, 8, 11, 15, 20, 25])
+_PROFILE_SB = np.array([-8, -4, -2, 0, 2, 4, 8])
+EVENT_FEATURES = 23 + 20 + 49 + 8  # length of an event_features row
+
+
+def event_features(lev: np.ndarray, lsb: np.ndarray, act: np.ndarray, idx: np.ndarray, voicing: np.ndarray,
+                   ref_db: float, c: int) -> np.ndarray:
+    """Features of candidate nuclei (pure; shared by run time and training).
+
+    ``lev`` (m,): smoothed envelope levels (dB) of consecutive frames; ``lsb`` (m, nb): their sub-band
+    levels (dB); ``act`` (m,): activity; ``idx`` (k,): candidate positions (local maxima of ``lev``,
+    c <= idx < m - c); ``voicing`` (k,) at the candidates; ``ref_db``: the speaker's reference level.
+    Returns (k, EVENT_FEATURES): level relative to the ±c context maximum and to ``ref_db``; prominence
+    and distance to the nearest higher level on each side; dip and distance to the neighbouring local
+    maximum on each side; density of local maxima around; voicing; the sub-band shape and its change
+    over ±3 frames; activity around; width at -3 dB. Only level differences and frame distances —
+    gain-independent. Each row depends only on ``lev``/``lsb``/``act`` within ±c of its candidate.
+    """
+    k = idx.size
+    if k == 0:
+        return np.zeros((0, EVENT_FEATURES), np.float32)
+    w = 2 * c + 1
+    win_idx = idx[:, None] + np.arange(-c, c + 1)[None, :]
+    win = lev[win_idx]  # (k, w), centre at column c
+    v = lev[idx]
+    ismax = np.zeros(lev.size, bool)
+    ismax[1:-1] = (lev[1:-1] > lev[:-2]) & (lev[1:-1] >= lev[2:])
+    mwin = ismax[win_idx]
+    # both sides at once: [0] left, [1] right; columns = distance 1 .. c from the centre
+    side = np.stack([win[:, c - 1::-1], win[:, c + 1:]])
+    mside = np.stack([mwin[:, c - 1::-1], mwin[:, c + 1:]])
+    big = 1e9
+    higher = side > v[:, None]
+    prom = v - np.where(np.cumsum(higher, axis=2) == 0, side, big).min(axis=2)
+    dist_h = np.where(higher.any(axis=2), higher.argmax(axis=2) + 1, c + 1)
+    to_max = np.where(np.cumsum(mside, axis=2) == 0, side, big)  # up to the neighbouring maximum
+    valley = to_max.argmin(axis=2)
+    dip = v - np.take_along_axis(to_max, valley[:, :, None], axis=2)[:, :, 0]
+    valley += 1
+    dist_m = np.where(mside.any(axis=2), mside.argmax(axis=2) + 1, c + 1)
+    width = np.cumprod(side >= (v - 3.0)[:, None], axis=2).sum(axis=2)
+    shape = np.maximum(lsb - lsb.max(axis=1, keepdims=True), -40.0) / 40.0
+    near = np.stack([idx - 3, idx + 3, idx - np.minimum(dist_m[0], c), idx + np.minimum(dist_m[1], c),
+                     idx - valley[0], idx + valley[1]])  # (6, k)
+    sdist = np.abs(shape[idx][None] - shape[near]).sum(axis=2) * (10.0 / shape.shape[1])
+    top = lsb[idx].max(axis=1)
+    return np.concatenate([
+        np.maximum(v - win.max(axis=1), -40.0)[:, None] / 10.0,
+        np.clip(v - ref_db, -40.0, 10.0)[:, None] / 10.0,
+        np.minimum(prom, 30.0).T / 10.0,
+        dist_h.T / c,
+        np.minimum(dip, 30.0).T / 10.0,
+        dist_m.T / c,
+        mwin.sum(axis=1)[:, None] * (10.0 / w),
+        voicing[:, None],
+        shape[idx],
+        sdist[:2].T,
+        act[win_idx].sum(axis=1)[:, None] / w,
+        (width.sum(axis=0) + 1)[:, None] / c,
+        np.clip(lev[idx[:, None] + _PROFILE_LEV[None, :]] - v[:, None], -30.0, 10.0) / 10.0,
+        (np.clip(lsb[idx[:, None] + _PROFILE_SB[None, :]] - top[:, None, None], -40.0, 10.0) / 20.0).reshape(k, -1),
+        np.stack([np.clip(lev[near[2]] - v, -30.0, 10.0) / 10.0, sdist[2],
+                  np.clip(lev[near[3]] - v, -30.0, 10.0) / 10.0, sdist[3],
+                  np.clip(lev[near[4]] - v, -30.0, 10.0) / 10.0, sdist[4],
+                  np.clip(lev[near[5]] - v, -30.0, 10.0) / 10.0, sdist[5]], axis=1),
+    ], axis=1).astype(np.float32)
+
+
+class _EventModel:
+    """P(candidate is a syllable nucleus) = sigmoid(w2 · tanh(x W1 + b1) + b2)."""
+
+    def __init__(self, path: Path) -> None:
+        with np.load(path) as z:
+            self.context = int(z["context"])
+            self.min_prominence_db = float(z["min_prominence_db"])
+            self.w1 = z["w1"].astype(np.float32)
+            self.b1 = z["b1"].astype(np.float32)
+            self.w2 = z["w2"].astype(np.float32)
+            self.b2 = float(z["b2"])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        z = np.tanh(x @ self.w1 + self.b1) @ self.w2 + self.b2
+        return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def load_event_model(path: Path | None = None) -> _EventModel:
+    """The shipped nucleus-event classifier (cached; loaded only when ``detector="events"``)."""
+    p = Path(path) if path is not None else EVENT_MODEL
+    key = str(p)
+    if key not in _EVENT_CACHE:
+        _EVENT_CACHE[key] = _EventModel(p)
+    return _EVENT_CACHE[key]
+
+
 @dataclass(frozen=True)
 class PaceSettings:
     """Settings of the syllable-rate estimator (units in the names)."""
@@ -194,11 +329,16 @@ class PaceSettings:
     abs_floor_db: float = -75.0  # band level (dB re full-scale sine energy) below which nothing counts
     voicing_threshold: float = 0.40
     chunk_frames: int = 100  # internal analysis chunk, 1 s (fixed: blocking-independent results; amortises numpy overhead)
+    # the events detector's internal chunk, 3 s: its per-chunk numpy work is larger (candidate
+    # features), so a longer chunk keeps it within the CPU budget (0.73 → ~0.4 ms/s at 1 → 3 s)
+    event_chunk_frames: int = 300
     timeline_step_s: float = 1.0
     record_nuclei: bool = False  # keep every nucleus time in ``nucleus_times_s`` (debug/benchmarks; grows)
     # "peaks": the de Jong & Wempe style peak picker above; "learned": the per-frame syllable
     # density of a tiny MLP on sub-band envelopes (NUCLEUS_MODEL, see _NucleusModel), summed over
-    # active frames. See the module docstring for the measured comparison.
+    # active frames; "events": every envelope peak is a candidate, weighted by a classifier's
+    # nucleus probability (EVENT_MODEL, see _EventModel; ignores smooth_frames and min_dip_db).
+    # See the module docstring for the measured comparison.
     detector: str = "peaks"
 
     def __post_init__(self) -> None:
@@ -216,10 +356,10 @@ class PaceSettings:
             raise ValueError("ref_percentile must be in (0, 100), ref_half_life_s > 0")
         if not (0 <= self.voicing_threshold < 1):
             raise ValueError("voicing_threshold must be in [0, 1)")
-        if self.detector not in ("peaks", "learned"):
-            raise ValueError("detector must be 'peaks' or 'learned'")
-        if self.chunk_frames < 1 or self.timeline_step_s <= 0:
-            raise ValueError("chunk_frames must be >= 1, timeline_step_s > 0")
+        if self.detector not in ("peaks", "learned", "events"):
+            raise ValueError("detector must be 'peaks', 'learned' or 'events'")
+        if self.chunk_frames < 1 or self.event_chunk_frames < 1 or self.timeline_step_s <= 0:
+            raise ValueError("chunk_frames and event_chunk_frames must be >= 1, timeline_step_s > 0")
 
 
 class SyllableRateEstimator:
@@ -229,10 +369,16 @@ class SyllableRateEstimator:
     bool. Rates are calibrated syllables per second of active (voiced) speech.
     """
 
-    def __init__(self, settings: PaceSettings | None = None, nucleus_model=None) -> None:
+    def __init__(self, settings: PaceSettings | None = None, nucleus_model=None, event_model=None) -> None:
         s = settings if settings is not None else PaceSettings()
         self.settings = s
         self._model = None
+        self._emodel = None
+        if s.detector == "events":
+            if s.top_bands < 2:
+                raise ValueError("detector='events' needs the sub-band envelope (top_bands >= 2)")
+            # any callable (k, EVENT_FEATURES) → (k,) probabilities with ``context`` (training passes a probe)
+            self._emodel = event_model if event_model is not None else load_event_model()
         if s.detector == "learned":
             if s.top_bands < 2:
                 raise ValueError("detector='learned' needs the sub-band envelope (top_bands >= 2)")
@@ -242,11 +388,12 @@ class SyllableRateEstimator:
 
         self._rfft = scipy.fft.rfft
         self._irfft = scipy.fft.irfft
-        self._h = s.smooth_frames // 2
+        self._h = s.smooth_frames // 2 if s.detector != "events" else 0  # events: the unsmoothed envelope
+        self._chunk = s.chunk_frames if s.detector != "events" else s.event_chunk_frames
         self._kern = np.hanning(s.smooth_frames + 2)[1:-1]
         self._kern = self._kern / self._kern.sum()
         # raw frames kept: window needs k-1..k+1 where k lags the newest frame by h+1
-        self._r = self._h + 4
+        self._r = self._h + 4 if self._emodel is None else self._emodel.context + 5
         win_len = _WIN_FRAMES * FRAME_SAMPLES
         self._win = np.hanning(win_len + 2)[1:-1].astype(np.float32)
         freqs = np.fft.rfftfreq(_NFFT_E, 1.0 / SAMPLE_RATE_HZ)
@@ -282,8 +429,8 @@ class SyllableRateEstimator:
     def reset(self) -> None:
         """Forget everything (start of a new call)."""
         s = self.settings
-        self._pend = np.zeros((s.chunk_frames, FRAME_SAMPLES), np.float32)
-        self._pend_act = np.zeros(s.chunk_frames, bool)
+        self._pend = np.zeros((self._chunk, FRAME_SAMPLES), np.float32)
+        self._pend_act = np.zeros(self._chunk, bool)
         self._npend = 0
         self._raw = np.zeros((self._r, FRAME_SAMPLES), np.float32)
         self._act = np.zeros(self._r, bool)
@@ -302,6 +449,7 @@ class SyllableRateEstimator:
         # rolling window: voiced-clock frame of each counted nucleus
         self._nuclei: deque[int] = deque()
         self.nucleus_times_s: list[float] = []
+        self.candidate_times_s: list[float] = []  # detector="events" with record_nuclei: every candidate
         self._timeline: list[tuple[float, float]] = []
         self._next_tl_frame = int(round(s.timeline_step_s / FRAME_S))
         self._finished = False
@@ -311,6 +459,13 @@ class SyllableRateEstimator:
             self._lsb_hist = np.full((2 * c, nb), _HIST_LO_DB + 1.0, np.float32)  # centres k-2C .. k-1
             self._lact_hist = np.zeros(c, bool)  # activity of the next C output centres
             self._mass = 0.5  # accumulated density (+0.5: nuclei are emitted at half-integers → rounding)
+        if self._emodel is not None:
+            c = self._emodel.context
+            nb = self._bandmat.shape[1]
+            self._mass = 0.5  # summed nucleus probabilities (+0.5: as for the learned detector)
+            self._lev_hist = np.full(2 * c, _HIST_LO_DB + 1.0)  # envelope levels, centres k-2c .. k-1
+            self._lsbe_hist = np.full((2 * c, nb), _HIST_LO_DB + 1.0)  # their sub-band levels
+            self._acte_hist = np.zeros(2 * c, bool)
 
     # ------------------------------------------------------------------ public API
     @property
@@ -328,7 +483,7 @@ class SyllableRateEstimator:
         """Uncalibrated count (for calibration fitting): the number of nuclei with ``detector="peaks"``;
         with ``detector="learned"`` the summed density itself (fractional: rounding it to whole
         nuclei would add ±0.5 syllable of noise per utterance — on 2 s clips that is ~4 % of the rate)."""
-        if self._model is not None:
+        if self._model is not None or self._emodel is not None:
             return self._mass - 0.5
         return self._raw_count
 
@@ -343,7 +498,7 @@ class SyllableRateEstimator:
         if self._finished:
             raise ValueError("process() after finish(): call reset() for a new call")
         n = frames.shape[0]
-        k = self.settings.chunk_frames
+        k = self._chunk
         i = 0
         while i < n:
             take = min(k - self._npend, n - i)
@@ -364,7 +519,11 @@ class SyllableRateEstimator:
             self._npend = 0
         self._n_end = self._n_in
         # push the delayed analysis frames out with inactive silence (not counted as voiced)
-        tail = 2 * self._h + 6 if self._model is None else max(2 * self._h + 6, self._model.context + 4)
+        tail = 2 * self._h + 6
+        if self._model is not None:
+            tail = max(tail, self._model.context + 4)
+        if self._emodel is not None:
+            tail = self._emodel.context + 6
         self._analyse(np.zeros((tail, FRAME_SAMPLES), np.float32), np.zeros(tail, bool))
         self._finished = True
 
@@ -417,6 +576,9 @@ class SyllableRateEstimator:
         need = np.lib.stride_tricks.sliding_window_view(act[r - 4:r + n], 5).any(axis=1)
         if self._model is not None:
             self._analyse_learned(raw, wins, need, act, n)
+            return
+        if self._emodel is not None:
+            self._analyse_events(raw, wins, need, act, n)
             return
         e = np.full(n, self._floor_e)
         if need.any():
@@ -526,6 +688,72 @@ class SyllableRateEstimator:
                 self._nuclei.extend(cum_v[j].tolist())
                 if s.record_nuclei:
                     self.nucleus_times_s.extend(np.round((k0 + j) * FRAME_S, 3).tolist())
+        self._voiced_frames += nv
+        self._n_out = max(0, int(min(k0 + n, self._n_end)))
+        self._n_in += n
+        self._finish_chunk(raw, act)
+
+    def _analyse_events(self, raw: np.ndarray, wins: np.ndarray, need: np.ndarray, act: np.ndarray,
+                        n: int) -> None:
+        """Event detector: candidate nuclei (every local maximum of the smoothed envelope in an active
+        frame above the level threshold), each weighted by the classifier's nucleus probability.
+
+        Sub-band powers exist for centres n_in-2 .. n_in+n-3, smoothed levels for centres
+        n_in-2-h .. n_in+n-3-h; a candidate needs ±c frames of context, so this chunk's candidates are
+        at centres n_in-2-h-c .. n_in+n-3-h-c. Nuclei are emitted whenever the running probability sum
+        crosses a half-integer (as for the learned detector).
+        """
+        s = self.settings
+        r = self._r
+        model = self._emodel
+        c = model.context
+        nb = self._bandmat.shape[1]
+        sb = np.full((n, nb), self._floor_e)
+        if need.any():
+            rows = np.flatnonzero(need) if not need.all() else slice(None)
+            sb[rows] = self._subband_power(wins[rows])
+        lsb = 10.0 * np.log10(np.maximum(sb, self._floor_e))
+        m = s.top_bands
+        top = np.sort(sb, axis=1)[:, -m:]
+        e = np.sqrt(np.maximum(top.sum(axis=1) ** 2 - (top**2).sum(axis=1), 0.0) / (m * (m - 1)))
+        lev = 10.0 * np.log10(np.maximum(e, self._floor_e))  # centres n_in-2 .. n_in+n-3 (no smoothing)
+        lev_ext = np.concatenate([self._lev_hist, lev])  # centres n_in-2-2c .. n_in+n-3
+        self._lev_hist = lev_ext[-2 * c:]
+        lsb_ext = np.concatenate([self._lsbe_hist, lsb])
+        self._lsbe_hist = lsb_ext[-2 * c:]
+        act_ext = np.concatenate([self._acte_hist, act[r - 2:r - 2 + n]])
+        self._acte_hist = act_ext[-2 * c:]
+        k0 = self._n_in - 2 - c  # frame of output index c
+        mid = lev_ext[c:c + n]
+        act_o = act_ext[c:c + n]
+        nv = int(np.count_nonzero(act_o))
+        self._hist *= self._hist_decay ** nv
+        if nv:
+            bins = np.clip(((mid[act_o] - _HIST_LO_DB) / _HIST_STEP_DB).astype(np.int64), 0, _HIST_BINS - 1)
+            self._hist += np.bincount(bins, minlength=_HIST_BINS)
+            ref = self._ref_level()
+            thr = max(s.abs_floor_db, ref - s.silence_threshold_db) if ref is not None else s.abs_floor_db
+            i = c + np.flatnonzero((mid > lev_ext[c - 1:c - 1 + n]) & (mid >= lev_ext[c + 1:c + 1 + n])
+                                   & act_o & (mid >= thr))
+            if i.size:  # features first; voicing (the costly one) only for candidates that stay
+                x = event_features(lev_ext, lsb_ext, act_ext, i, np.zeros(i.size), float(ref), c)
+                keep = np.minimum(x[:, 2], x[:, 3]) * 10.0 >= model.min_prominence_db
+                i, x = i[keep], x[keep]
+            if i.size:
+                x[:, 11] = self._voicing(raw, r - 2 - c + (i - c))
+                p = np.asarray(model(x), np.float64)
+                if s.record_nuclei:
+                    self.candidate_times_s.extend(np.round((k0 + i - c) * FRAME_S, 3).tolist())
+                cum = self._mass + np.cumsum(p)
+                steps = np.diff(np.floor(np.concatenate([[self._mass], cum]))).astype(np.int64)
+                self._mass = float(cum[-1])
+                j = np.repeat(i - c, steps)
+                if j.size:
+                    cum_v = self._voiced_frames + np.cumsum(act_o)
+                    self._raw_count += int(j.size)
+                    self._nuclei.extend(cum_v[j].tolist())
+                    if s.record_nuclei:
+                        self.nucleus_times_s.extend(np.round((k0 + j) * FRAME_S, 3).tolist())
         self._voiced_frames += nv
         self._n_out = max(0, int(min(k0 + n, self._n_end)))
         self._n_in += n
