@@ -75,3 +75,21 @@ def test_streaming_resampler_matches_resample_poly(rate):
     ref = resample_poly(x.astype(np.float64), 16000 // g, rate // g, axis=0)
     assert y.shape == ref.shape
     assert np.abs(y - ref).max() < 1e-5
+
+
+def test_pace_detector_is_chosen_by_config(call, tmp_path):
+    """[pipeline.pace] reaches the analyzer's estimators: the events detector counts differently
+    from the default peak picker on the same call, and both give a plausible per-call pace."""
+    from pacelight.config import load_pipeline_settings
+
+    cfg = tmp_path / "pace.toml"
+    cfg.write_text('[pipeline.pace]\ndetector = "events"\n')
+    settings = load_pipeline_settings(cfg)
+    assert settings.pace.detector == "events"
+    paces = {}
+    for name, s in (("peaks", None), ("events", settings)):
+        a = build_analyzer(16000, s, identity=IDENT, with_tone=False)
+        a.feed(call)
+        paces[name] = a.finish().to_dict()["pace"]["agent_syl_s"]
+    assert all(2.0 < p < 9.0 for p in paces.values()), paces
+    assert paces["peaks"] != paces["events"]

@@ -22,6 +22,7 @@ from pacelight.analysis.resample import StreamingResampler
 from pacelight.analysis.turns import BRIDGE_FRAMES, Segmenter, TalkFrames, TurnTracker
 from pacelight.events import CueChange, Observation, OverlapEvent
 from pacelight.frames import BLOCK_SAMPLES, FRAME_S, FRAME_SAMPLES, SAMPLE_RATE_HZ
+from pacelight.pace.estimator import PaceSettings
 from pacelight.summary import (
     SCHEMA_V1,
     SCHEMA_V1_1,
@@ -53,6 +54,8 @@ class PipelineSettings:
     # Agent's own pace norm (syl/s) learned over their first calls; None → the language norm.
     agent_pace_baseline_syl_s: float | None = None
     cues: object | None = None  # pacelight.cues.engine.CueSettings; None → defaults
+    # Syllable-rate estimator ([pipeline.pace], e.g. detector = "events"; pacelight.pace.estimator).
+    pace: PaceSettings = field(default_factory=PaceSettings)
     tone_fresh_s: float = 3.0  # a tone estimate older than this is no longer "current" for cues
     # Hold music, IVR, tones, mute (analysis/callstate.py; schema /1.1 with call_state); None or
     # enabled = false → off (schema /1). Normal calls are unchanged with it on (callstate_accuracy).

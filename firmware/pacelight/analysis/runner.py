@@ -59,7 +59,7 @@ def _pace_factory(settings: PipelineSettings):
         from pacelight.pace.estimator import SyllableRateEstimator
     except ImportError:
         return None
-    return lambda party: SyllableRateEstimator()
+    return lambda party: SyllableRateEstimator(settings.pace)
 
 
 _MODEL_CACHE: dict[str, object] = {}
