@@ -125,6 +125,92 @@ def test_a_hold_message_over_a_quiet_chord_bed_stays_hold_after_the_first_music(
     assert _not_talk(tr, allowed)[(t >= 2.2) & (t < 10.8)].all()
 
 
+def test_a_hold_message_whose_telephone_band_chord_bed_sinks_to_the_line_noise_stays_one_hold() -> None:
+    """A spoken hold message over chords that the telephone band thins out (some chords fall to
+    a few dB over the line noise, their changes dip to it): the receive path's floor does not
+    creep up under the hold, and a chord change (< noise_pause_s at the line noise) does not start
+    a new sound run, so the whole 18 s are one hold and nothing of it is customer talk."""
+    from pacelight.sim import effects
+
+    rng = np.random.default_rng(3)
+    sp = _speech("Your call is important to us. Please stay on the line.", "en-gb+m3", -20)
+    m, _ = music.hold_music(18.0, rng, "spoken", sp)
+    m = effects.telephone(_at(m, -30)).astype(np.float32)[: m.size]
+    rx = np.concatenate([_noise(2 * SR, -45), m + _noise(m.size, -45, 1), _noise(5 * SR, -45, 2)])
+    tr = CallStateTracker()
+    allowed = _run(tr, _stereo(_noise(rx.size, -55, 5), rx))
+    tot = tr.finish()
+    assert abs(tot.hold_s - 18.0) <= 1.0, tr.intervals_s()  # was 9.7 s (two thirds of the message as talk)
+    t = np.arange(len(allowed)) / 100
+    assert _not_talk(tr, allowed)[(t >= 2.5) & (t < 19.5)].mean() > 0.97
+
+
+def test_a_customer_who_talks_right_after_the_hold_music_counts() -> None:
+    """hold → the music stops → the customer talks 0.8 s later: the receive path is masked only
+    hold_unmask_s after the hold's last evidence (not the whole hold_release_s), so the customer's
+    first phrase is talk; the hold ends with the music."""
+    rng = np.random.default_rng(11)
+    m, _ = music.hold_music(8.0, rng, "pluck")
+    said = _speech(CUSTOMER, "en-us", -22)
+    gap = int(0.8 * SR)
+    rx = np.concatenate([_noise(2 * SR, -60), _at(m, -24) + _noise(m.size, -60, 1), _noise(gap, -60, 2),
+                         said + _noise(said.size, -60, 3), _noise(3 * SR, -60, 4)])
+    tr = CallStateTracker()
+    allowed = _run(tr, _stereo(_noise(rx.size, -55, 5), rx))
+    tot = tr.finish()
+    assert abs(tot.hold_s - 8.0) <= 0.5, tr.intervals_s()
+    s0 = (2 * SR + m.size + gap) // FRAME_SAMPLES
+    speech = np.zeros(len(allowed), bool)
+    speech[s0 : s0 + said.size // FRAME_SAMPLES] = True
+    speech &= _active(rx)[: len(allowed)]
+    assert 1 - _not_talk(tr, allowed)[speech].mean() > 0.8  # was 0.29 (masked until the hold's release)
+
+
+def test_a_busy_tone_right_after_the_hold_music_is_not_talk_and_does_not_extend_the_hold() -> None:
+    """hold (sung) → 0.3 s of line noise → busy tone: the pause at the line noise ends the music
+    (its last verdict does not carry over the pause, and a tone after it is a call-progress tone,
+    not a sung note), so the busy tone is neither customer talk nor hold."""
+    rng = np.random.default_rng(12)
+    m, _ = music.hold_music(8.0, rng, "sung")
+    busy, marks = music.cadence_tone((480.0, 620.0), 0.5, 0.5, 3.0)
+    gap = int(0.3 * SR)
+    rx = np.concatenate([_noise(2 * SR, -60), _at(m, -24) + _noise(m.size, -60, 1), _noise(gap, -60, 2),
+                         _at(busy, -26) + _noise(busy.size, -60, 3), _noise(2 * SR, -60, 4)])
+    tr = CallStateTracker()
+    allowed = _run(tr, _stereo(_noise(rx.size, -55, 5), rx))
+    tot = tr.finish()
+    assert abs(tot.hold_s - 8.0) <= 0.3, tr.intervals_s()
+    b0 = (2 * SR + m.size + gap) // FRAME_SAMPLES
+    on = np.zeros(len(allowed), bool)
+    for a, z in marks:
+        on[b0 + a // FRAME_SAMPLES : b0 + z // FRAME_SAMPLES] = True
+    assert _not_talk(tr, allowed)[on].mean() > 0.95
+
+
+def test_a_hold_whose_first_sung_note_looks_like_a_busy_tone_is_no_hang_up() -> None:
+    """The conversation has started; the hold music opens with a long sung note that is taken for a
+    call-progress tone (a hang-up) before any music is decided. Music decided after it with no
+    pause at the line noise in between (a busy cadence has one) revokes the hang-up, so the agent
+    talking over the hold still counts (was: all of it cut as talk after the far end hung up)."""
+    from pacelight.sim import effects
+
+    rng = np.random.default_rng(10)
+    m, _ = music.hold_music(10.0, rng, "sung")
+    m = effects.telephone(_at(m, -16)).astype(np.float32)[: m.size]
+    rx = np.concatenate([_noise(2 * SR, -34), m + _noise(m.size, -34, 1), _noise(3 * SR, -34, 2)])
+    said = _speech("Sorry for the wait, I am still checking.", "en-us", -22)
+    agent = _noise(rx.size, -55, 5)
+    a0 = 5 * SR
+    agent[a0 : a0 + said.size] += said
+    tr = CallStateTracker()
+    _run(tr, _stereo(agent, rx))
+    tot = tr.finish()
+    assert abs(tot.hold_s - 10.0) <= 1.0, tr.intervals_s()
+    assert not tr.quiet_for_cues
+    span = (a0 // FRAME_SAMPLES, (a0 + said.size) // FRAME_SAMPLES)
+    assert tr.trim_agent([span]) == [span]
+
+
 def test_the_agents_line_echo_after_the_music_does_not_extend_the_hold() -> None:
     rng = np.random.default_rng(1)
     m, _ = music.hold_music(8.0, rng, "pluck")

@@ -31,7 +31,9 @@ sustained. Music = stationary and few dips. Sung passages are sustained notes (s
 syllable dips), so they are music. Music needs its loud frames only ``music_above_floor_db`` over
 the floor (the chord bed under a hold message sits ~10 dB over the line noise; noise itself is
 never that stationary). A decision applies to the frames after it (no lookahead), so
-``allowed`` is identical whatever the caller's block size.
+``allowed`` is identical whatever the caller's block size — but not past a *pause* (the receive
+path ``noise_pause_s`` at the line noise; a chord change dips for less) in or just before its own
+span: the music stopped, and a busy tone's first beep or a caller after it is not music.
 
 **Call-state tracker** (only what is known at that frame):
 
@@ -39,8 +41,14 @@ never that stationary). A decision applies to the frames after it (no lookahead)
   (``music_mask_decisions`` music decisions in a row already mask it meanwhile; once the hold is
   recognised, the customer stretches since its first music frame are cut).
   While on hold every customer frame is excluded (messages spoken over the music, sung passages,
-  note decays). The hold starts with the sound run its first music frame belongs to (back to the
-  last frame down at the line noise — a message spoken over a chord bed never gets there — at
+  note decays); the receive path is masked while the hold's last evidence is at most
+  ``hold_unmask_s`` old, and customer stretches after it wait (``trim_customer``) until the hold
+  resumes over them or closes, so a customer who talks as the music stops is heard. On hold, or
+  with music in the hold window, the receive path's floor does not rise (a hold message's pauses
+  fall to its chord bed, which would otherwise become the "line noise"), and tone frames inside a
+  music verdict are held notes (music). The hold starts with the sound run its first music frame
+  belongs to (back to the last pause at the line noise — a message spoken over a chord bed never
+  gets there, its chord changes dip for less than ``noise_pause_s`` — at
   most ``hold_onset_s``) and its evidence includes the sound that continues
   the music without a pause: after a run of ≥ ``music_mask_decisions`` music decisions (even one
   that ends early in a batch), sound that stays over the line noise and at most ``bed_drop_db``
@@ -54,7 +62,9 @@ never that stationary). A decision applies to the frames after it (no lookahead)
   their end is decided, and while music heard in the last ``hold_window_s`` may still become a
   hold, so a first ring or beep or a hold's first seconds are cut even though they close before
   they are recognised.
-  Limit: a customer who talks right as the music stops loses that first phrase (up to a pause).
+  Limits: a short spoken hold (a message over the bed nearly all of it) whose bed sits at the line
+  noise or whose pauses are too few to be decided music is customer talk; a customer who talks
+  within ``hold_unmask_s`` of the music's end loses that part.
 * *IVR* (a machine on the receive path): armed by machine evidence — a call-progress tone on the
   receive path (ringback: a continuous tone run of ``machine_tone_s``) before the conversation has
   started and before any receive-path speech, or the agent's own DTMF digits (several within
@@ -75,8 +85,12 @@ never that stationary). A decision applies to the frames after it (no lookahead)
   headset), and after it receive-path frames at the tone's level (within ``tone_level_db``) stay
   excluded for ``tone_hold_s`` (cadence onsets and beating). A call-progress tone after the
   conversation started (and no music in the last ``hold_window_s``: a sung note is not a busy
-  tone) means the far end hung up (busy): agent stretches after it are not talk
-  and cues stay quiet until ``rx_resume_s`` of receive-path speech.
+  tone) means the far end hung up (busy): cues stay quiet until ``rx_resume_s`` of receive-path
+  speech, and once a pause at the line noise follows the tone (a busy cadence) agent stretches
+  after it are not talk. Music decided after such a tone with no pause in between revokes it: it
+  was a hold's first sung note (its level rule ends too). On hold a tone is a sung note unless the
+  receive path paused at the line noise since the hold's last evidence (a busy tone after the
+  hold).
 * *mute*: most frames of analysis batches on the agent channel are ``mute_below_floor_db`` under
   its own noise floor (which falls at most ``mute_floor_fall_db_per_s``) and under ``mute_max_dbfs``
   (line silence or comfort noise) for at least ``mute_min_s`` after the agent has spoken. A
@@ -156,9 +170,12 @@ class CallStateSettings:
     music_mask_decisions: int = 2  # this many music decisions in a row mask the receive path at once
     hold_min_music_s: float = 2.0
     hold_release_s: float = 3.0
+    hold_unmask_s: float = 0.5  # on hold, the receive path is masked only this long after the last evidence
     hold_onset_s: float = 4.0  # a hold starts with the sound run its first music frame is part of (≤ hold_window_s)
+    noise_pause_s: float = 0.1  # the receive path this long at the line noise: a pause (not a chord change)
     hold_tail_gap_s: float = 0.2  # ... and ends with the sound after its last music up to such a pause
-    bed_gap_s: float = 0.02  # sound after ≥ 2 music decisions without such a gap is hold evidence too
+    bed_gap_s: float = 0.06  # sound after ≥ 2 music decisions without such a gap is hold evidence too
+    # (a chord change dips under the bed for up to ~50 ms: 20 ms release, 80 ms attack)
     # ... "sound": over the line noise and at most this far under the music's quiet frames (10th
     # percentile of the batch's music frames): a message's pauses fall to the bed, a caller's to the room
     bed_drop_db: float = 6.0
@@ -197,7 +214,7 @@ class CallStateSettings:
             raise ValueError("tone_peak_share and tone_stationarity must be within (0, 1]")
         for name in ("tone_min_s", "tone_hold_s", "machine_tone_s", "hold_release_s", "mute_min_s",
                      "agent_first_talk_s", "ivr_gap_s", "ivr_min_s", "floor_time_constant_s", "floor_hold_s",
-                     "hold_onset_s", "hold_tail_gap_s", "bed_gap_s", "bed_drop_db", "rx_resume_s", "unmute_settle_s", "tone_gap_frames", "tone_edge_frames"):
+                     "hold_onset_s", "hold_tail_gap_s", "hold_unmask_s", "noise_pause_s", "bed_gap_s", "bed_drop_db", "rx_resume_s", "unmute_settle_s", "tone_gap_frames", "tone_edge_frames"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
 
@@ -292,12 +309,16 @@ class CallStateTracker:
         self._hw = int(round(s.hold_window_s / FRAME_S))
         self._hmin = int(round(s.hold_min_music_s / FRAME_S))
         self._hrel = int(round(s.hold_release_s / FRAME_S))
+        self._unmask = int(round(s.hold_unmask_s / FRAME_S))
         self._music_hist = np.zeros(self._hw, bool)  # customer music flags over hold_window_s
         self.on_hold = False
         self._hold_first: int | None = None
         self._run_first: int | None = None  # first frame of the current music run
         self._last_music = -(10**9)
-        self._last_silent = -1  # last inaudible receive-path frame analysed
+        self._last_silent = -1  # last receive-path frame of a pause at the line noise analysed
+        self._pausef = max(1, int(round(s.noise_pause_s / FRAME_S)))
+        self._down_run = 0  # receive-path frames at the line noise at the end of the last batch
+        self._pause_tail = np.zeros(s.decision_frames, bool)  # pause flags of the last decision span
         self._onset = int(round(s.hold_onset_s / FRAME_S))
         self._gapf = max(1, int(round(s.hold_tail_gap_s / FRAME_S)))
         self._tail_end = 0  # end of the sound that continues the last music without a pause
@@ -356,7 +377,11 @@ class CallStateTracker:
 
     @property
     def suppress_customer(self) -> bool:
-        return self.on_hold or self.ivr_active or self._music_streak >= self.s.music_mask_decisions
+        # On hold the receive path is masked while the music (or sound continuing it) is recent;
+        # after hold_unmask_s without evidence a customer who talks as the music stops is heard
+        # (their stretches wait in trim_customer until the hold resumes over them or closes).
+        held = self.on_hold and self._analysed_to - self._hold_evidence() <= self._unmask
+        return held or self.ivr_active or self._music_streak >= self.s.music_mask_decisions
 
     @property
     def quiet_for_cues(self) -> bool:
@@ -468,23 +493,47 @@ class CallStateTracker:
         music_f = np.zeros(m, bool)  # each decision's music verdict for its own frames
         streak = self._music_streak
         music_streak = 0  # the streak at the batch's last music decision (a bed may follow it)
+        self.classifier.hold = self.on_hold or bool(self._music_hist.any())
         for a, music in zip(range(0, m, s.decision_frames), self.classifier.decide(levels, stat, tone), strict=True):
             music_f[a : a + s.decision_frames] = music
             streak = streak + 1 if music else 0
             music_streak = streak or music_streak
         floor = self.classifier.floor_db
+        # Pauses down at the line noise (noise_pause_s at least: a chord change dips for less). A
+        # music verdict (decided on the context before it) does not reach past such a pause: the
+        # music stopped (a busy tone's first beep or a caller after the hold is not music).
+        down = ~(levels[:, 1] >= floor[1] + NOISE_FRAME_DB)
+        k = np.arange(1, m + 1)
+        up = np.maximum.accumulate(np.where(down, 0, k))
+        run = k - up + np.where(up == 0, self._down_run, 0)
+        self._down_run = int(run[-1])
+        pause = run >= self._pausef
+        sil = np.flatnonzero(pause)
+        D = s.decision_frames
+        p2 = np.concatenate([self._pause_tail, pause])  # with the previous batch's last decision
+        self._pause_tail = p2[-D:]
+        if p2.any():  # a pause in the last decision's span before a verdict, or since it: stale
+            c = np.concatenate([[0], np.cumsum(p2)])
+            d0 = k - 1 - (k - 1) % D  # each frame's decision start (index in ``pause``)
+            music_f &= c[k + D] == c[d0]
         audible = levels >= floor + s.audible_db
         rx_tone_b = self.classifier.tone_ring()[-m:]  # bridged (beating minima, μ-law)
         cls = np.where(audible, SPEECH, SILENCE).astype(np.int8)
         cls[(levels[:, 1] >= floor[1] + s.music_above_floor_db) & music_f, 1] = MUSIC
         cls[tone] = TONE
         cls[rx_tone_b, 1] = TONE
+        if self.on_hold:  # a held note of the hold music (busy tone: no music decision)
+            cls[rx_tone_b & music_f & (levels[:, 1] >= floor[1] + s.music_above_floor_db), 1] = MUSIC
         if self.keep_classes:
             self.classes.append(cls)
         sustained = bool(self.classifier.tone_run[1] >= self._machine_tone
                          and self.classifier.tone_spread_db[1] <= s.tone_spread_max_db)
-        # Not a sung note: no music decided now, and on hold the music stopped a while ago.
-        music = bool(self.classifier.music[1]) or (self.on_hold and t0 + m - self._hold_evidence() < self._onset)
+        # Not a sung note: no music decided now, and on hold the music stopped a while ago or the
+        # receive path fell to the line noise since its last evidence (a bed never does; the
+        # silence before a busy tone's first beep does).
+        ev = self._hold_evidence()
+        stopped = self._last_silent > ev or bool((sil >= ev + 1 - t0).any())
+        music = bool(self.classifier.music[1]) or (self.on_hold and t0 + m - ev < self._onset and not stopped)
         if sustained and rx_tone_b.any() and not music:  # a call-progress tone (not a sung note): level
             idx = np.flatnonzero(rx_tone_b)  # rule, and its frames (with onset and decay) are not talk
             self._tone_until = t0 + int(idx[-1]) + int(round(s.tone_hold_s / FRAME_S))
@@ -523,8 +572,13 @@ class CallStateTracker:
             self._rx_after_end += int(((cls[:, 1] == SPEECH) & after).sum())
             if self._rx_after_end * FRAME_S >= s.rx_resume_s:
                 self._ended_at = None
+        if self._ended_at is not None and streak >= s.music_mask_decisions \
+                and self._last_silent < self._ended_at and not (sil >= self._ended_at - t0).any():
+            # music decided after a "busy tone" with no pause at the line noise since: it was the
+            # music's first (sung) note — no hang-up, and its level rule (agent channel too) ends
+            self._ended_at = None
+            self._tone_until = min(self._tone_until, t0 + m - 1)
         cm = (cls[:, 1] == MUSIC) & far  # not the line echo of the agent talking after the music
-        sil = np.flatnonzero(~(levels[:, 1] >= floor[1] + NOISE_FRAME_DB))  # down at the line noise
         if cm.any():
             idx = np.flatnonzero(cm)
             if self._run_first is None or t0 + idx[0] - self._last_music > self._hrel:
@@ -634,8 +688,8 @@ class CallStateTracker:
                                 or self.frame_index <= self._tone_until):
             return []  # ringing before a prompt, or a prompt playing: keep only what stays open
         cut = self._tone_runs + self._dtmf_runs + self._noise_runs
-        if self._ended_at is not None:
-            cut.append((self._ended_at, 1 << 62))
+        if self._ended_at is not None and self._last_silent > self._ended_at:  # a busy cadence:
+            cut.append((self._ended_at, 1 << 62))  # the tone, then a pause at the line noise
         return _cut(closed, cut) if cut else closed
 
     def trim_customer(self, closed: list[tuple[int, int]], final: bool = False) -> list[tuple[int, int]]:
@@ -658,6 +712,8 @@ class CallStateTracker:
             ready = self._analysed_to - self._A
             if not self.on_hold and self._run_first is not None and self._music_hist.any():
                 ready = min(ready, self._run_first)  # music heard: a hold may be forming, wait for it
+            elif self.on_hold:  # after the hold's last evidence: wait until it resumes or closes
+                ready = min(ready, self._hold_evidence() + 1)
             k = 0
             while k < len(held) and held[k][1] <= ready:
                 k += 1
