@@ -43,8 +43,8 @@ span: the music stopped, and a busy tone's first beep or a caller after it is no
   While on hold every customer frame is excluded (messages spoken over the music, sung passages,
   note decays); the receive path is masked while the hold's last evidence is at most
   ``hold_unmask_s`` old, and customer stretches after it wait (``trim_customer``) until the hold
-  resumes over them or closes, so a customer who talks as the music stops is heard. On hold, or
-  with music in the hold window, the receive path's floor does not rise (a hold message's pauses
+  resumes over them or closes, so a customer who talks as the music stops is heard. On hold the
+  receive path's floor does not rise (a hold message's pauses
   fall to its chord bed, which would otherwise become the "line noise"), and tone frames inside a
   music verdict are held notes (music). The hold starts with the sound run its first music frame
   belongs to (back to the last pause at the line noise — a message spoken over a chord bed never
@@ -174,8 +174,7 @@ class CallStateSettings:
     hold_onset_s: float = 4.0  # a hold starts with the sound run its first music frame is part of (≤ hold_window_s)
     noise_pause_s: float = 0.1  # the receive path this long at the line noise: a pause (not a chord change)
     hold_tail_gap_s: float = 0.2  # ... and ends with the sound after its last music up to such a pause
-    bed_gap_s: float = 0.06  # sound after ≥ 2 music decisions without such a gap is hold evidence too
-    # (a chord change dips under the bed for up to ~50 ms: 20 ms release, 80 ms attack)
+    bed_gap_s: float = 0.02  # sound after ≥ 2 music decisions without such a gap is hold evidence too
     # ... "sound": over the line noise and at most this far under the music's quiet frames (10th
     # percentile of the batch's music frames): a message's pauses fall to the bed, a caller's to the room
     bed_drop_db: float = 6.0
@@ -493,7 +492,7 @@ class CallStateTracker:
         music_f = np.zeros(m, bool)  # each decision's music verdict for its own frames
         streak = self._music_streak
         music_streak = 0  # the streak at the batch's last music decision (a bed may follow it)
-        self.classifier.hold = self.on_hold or bool(self._music_hist.any())
+        self.classifier.hold = self.on_hold
         for a, music in zip(range(0, m, s.decision_frames), self.classifier.decide(levels, stat, tone), strict=True):
             music_f[a : a + s.decision_frames] = music
             streak = streak + 1 if music else 0

@@ -212,7 +212,7 @@ class ContextDecider:
         self.run_min = max(1, int(round(s.machine_tone_s / FRAME_S)))
         self.p90_db = np.full(n_channels, SILENCE_DB)
         self.rx_tone_ctx = np.zeros(self.W, bool)
-        self.hold = False  # set by the tracker: on hold, or music heard lately (the receive floor holds)
+        self.hold = False  # set by the tracker: on hold (the receive path's floor does not rise)
 
     def tone_ring(self) -> np.ndarray:
         """Bridged receive-path tone flags over the last ``context_s`` (up to the last decision)."""
@@ -245,9 +245,9 @@ class ContextDecider:
         self.p90_db = p90
         # A sudden drop far under the floor is a cut (mute, line silence), not a new floor: the
         # floor holds for up to floor_hold_s, then follows. The floor rises slowly, and not at all
-        # under music (held notes would lift it to the music) nor, on the receive path, on hold or
-        # with music heard lately (a hold message's pauses fall to its chord bed, which would lift
-        # the floor to the bed until the bed looks like line noise).
+        # under music (held notes would lift it to the music) nor, on the receive path, on hold (a
+        # hold message's pauses fall to its chord bed, which would lift the floor to the bed until
+        # the bed looks like line noise).
         fl = self.floor_db
         for c in (0, 1):
             f, q = float(fl[c]), float(p10[c])
