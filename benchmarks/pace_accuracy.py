@@ -139,14 +139,16 @@ def emodb_section(settings: PaceSettings, quick: bool, res: dict) -> str:
     praat_cal = stats(true, praat_scale * ho[:, 4] / ho[:, 3])
     res["emodb_utt_r"], res["emodb_utt_mae"] = ours["r"], ours["mae"]
     alt_rows = []
-    if settings.detector == "peaks":  # the learned detector side by side (off by default)
-        lrn = replace(raw1, detector="learned")
-        lc = np.array([ours_count(c.load(), c.active_mask(frames_from_signal(c.load()).shape[0]), lrn)
+    for alt in ("peaks", "events", "learned"):  # the other detectors side by side, same clips
+        if alt == settings.detector:
+            continue
+        alt_s = replace(raw1, detector=alt)
+        ac = np.array([ours_count(c.load(), c.active_mask(frames_from_signal(c.load()).shape[0]), alt_s)
                        for c in held], float)
-        lst = stats(true, cal * lc[:, 0] / lc[:, 1])
-        res["emodb_utt_r_learned"], res["emodb_utt_mae_learned"] = lst["r"], lst["mae"]
-        alt_rows = [["learned nucleus density (`detector=\"learned\"`, off by default; count = summed density)", lst["r"], lst["mae"],
-                     lst["bias"], lst["max"]]]
+        ast = stats(true, cal * ac[:, 0] / ac[:, 1])
+        res[f"emodb_utt_r_{alt}"], res[f"emodb_utt_mae_{alt}"] = ast["r"], ast["mae"]
+        what = " (the default)" if alt == PaceSettings().detector else ""
+        alt_rows.append([f"detector `{alt}`{what}, same calibration", ast["r"], ast["mae"], ast["bias"], ast["max"]])
     log.info("EmoDB utterances done in %.1f s", time.perf_counter() - t0)
 
     # per-speaker concatenations (held-out speakers), ≥ 20 s of audio each
@@ -448,8 +450,9 @@ def sim_section(settings: PaceSettings, quick: bool, res: dict) -> str:
             "noise, babble, echo, telephone-band customer); truth = the simulator's per-party pace "
             "(count_syllables / talk seconds). Parties with < 8 s of talk have no truth and are skipped. "
             "Informative, no target."
-            + (f" The 'ours' row uses detector {settings.detector!r}; `pacelight analyze` always runs the "
-               "pipeline's default (peaks)." if settings.detector != "peaks" else "")
+            + (f" The 'ours' row uses detector {settings.detector!r}; the 'pipeline' column runs `pacelight "
+               f"analyze` with the pipeline's default ({PaceSettings().detector})."
+               if settings.detector != PaceSettings().detector else "")
             + "\n\n" + summary + "\n\n"
             + table(["call", "party", "lang", "true", "ours", "pipeline", "naive"], rows))
 
@@ -565,9 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration", type=float, default=None,
                     help="override the calibration factor (e.g. the EmoDB-fitted CALIBRATION_SCALE); "
                     "recorded in its own section")
-    ap.add_argument("--detector", choices=("peaks", "learned", "events"), default="peaks",
-                    help="nucleus detector (PaceSettings.detector); 'learned' and 'events' are recorded in "
-                    "their own sections")
+    ap.add_argument("--detector", choices=("peaks", "learned", "events"), default=PaceSettings().detector,
+                    help="nucleus detector (PaceSettings.detector; default: the product default); the others "
+                    "are recorded in their own sections")
     args = ap.parse_args(argv if argv is not None else sys.argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = PaceSettings(detector=args.detector)
@@ -607,12 +610,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{summary}\n\n" + "\n\n".join(parts) + f"\n\n_Benchmark wall time {time.perf_counter() - t0:.0f} s._")
     print(summary)
     if not args.no_record:
-        if args.detector == "learned":
-            write_section("pace_accuracy_learned", "Pace accuracy with the learned nucleus detector (not the default)",
-                          body)
-        elif args.detector == "events":
-            write_section("pace_accuracy_events", "Pace accuracy with the nucleus-event detector (not the default)",
-                          body)
+        if args.detector != PaceSettings().detector:
+            write_section(f"pace_accuracy_{args.detector}",
+                          f"Pace accuracy with detector '{args.detector}' (not the default)", body)
         elif args.calibration is None:
             write_section("pace_accuracy", "Pace (syllable rate) accuracy", body)
         else:

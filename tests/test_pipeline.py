@@ -78,16 +78,18 @@ def test_streaming_resampler_matches_resample_poly(rate):
 
 
 def test_pace_detector_is_chosen_by_config(call, tmp_path):
-    """[pipeline.pace] reaches the analyzer's estimators: the events detector counts differently
-    from the default peak picker on the same call, and both give a plausible per-call pace."""
+    """[pipeline.pace] reaches the analyzer's estimators: the peak picker counts differently from
+    the default events detector on the same call, and both give a plausible per-call pace."""
+    from pacelight.analysis.pipeline import PipelineSettings
     from pacelight.config import load_pipeline_settings
 
+    assert PipelineSettings().pace.detector == "events"
     cfg = tmp_path / "pace.toml"
-    cfg.write_text('[pipeline.pace]\ndetector = "events"\n')
+    cfg.write_text('[pipeline.pace]\ndetector = "peaks"\n')
     settings = load_pipeline_settings(cfg)
-    assert settings.pace.detector == "events"
+    assert settings.pace.detector == "peaks"
     paces = {}
-    for name, s in (("peaks", None), ("events", settings)):
+    for name, s in (("events", None), ("peaks", settings)):
         a = build_analyzer(16000, s, identity=IDENT, with_tone=False)
         a.feed(call)
         paces[name] = a.finish().to_dict()["pace"]["agent_syl_s"]
