@@ -47,8 +47,8 @@ span: the music stopped, and a busy tone's first beep or a caller after it is no
   receive path's floor does not rise (a hold message's pauses
   fall to its chord bed, which would otherwise become the "line noise"), and tone frames inside a
   music verdict are held notes (music). The hold starts with the sound run its first music frame
-  belongs to (back to the last pause at the line noise — a message spoken over a chord bed never
-  gets there, its chord changes dip for less than ``noise_pause_s`` — at
+  belongs to (back to the last two frames in a row down at the line noise — a message spoken over
+  a chord bed never gets there, its chord changes dip for a frame; a noisy line does so often — at
   most ``hold_onset_s``) and its evidence includes the sound that continues
   the music without a pause: after a run of ≥ ``music_mask_decisions`` music decisions (even one
   that ends early in a batch), sound that stays over the line noise and at most ``bed_drop_db``
@@ -315,6 +315,7 @@ class CallStateTracker:
         self._run_first: int | None = None  # first frame of the current music run
         self._last_music = -(10**9)
         self._last_silent = -1  # last receive-path frame of a pause at the line noise analysed
+        self._last_down = -1  # last frame of a run of >= 2 frames at the line noise (a hold's onset)
         self._pausef = max(1, int(round(s.noise_pause_s / FRAME_S)))
         self._down_run = 0  # receive-path frames at the line noise at the end of the last batch
         self._pause_tail = np.zeros(s.decision_frames, bool)  # pause flags of the last decision span
@@ -508,6 +509,7 @@ class CallStateTracker:
         self._down_run = int(run[-1])
         pause = run >= self._pausef
         sil = np.flatnonzero(pause)
+        dn = np.flatnonzero(run >= 2)  # a chord change dips for a frame; a noisy line's quiet runs are longer
         D = s.decision_frames
         p2 = np.concatenate([self._pause_tail, pause])  # with the previous batch's last decision
         self._pause_tail = p2[-D:]
@@ -584,8 +586,8 @@ class CallStateTracker:
                 # The music's onset: the sound run it starts with (frames before the first music
                 # decision), back to the last frame down at the line noise (a hold message over a
                 # chord bed never gets there), at most hold_onset_s earlier.
-                before = sil[sil < idx[0]]
-                last_sil = t0 + int(before[-1]) if len(before) else self._last_silent
+                before = dn[dn < idx[0]]
+                last_sil = t0 + int(before[-1]) if len(before) else self._last_down
                 first = t0 + int(idx[0])
                 self._run_first = max(first - self._onset, last_sil + 1, 0)
             self._last_music = t0 + int(idx[-1])
@@ -620,6 +622,8 @@ class CallStateTracker:
         self._music_hist = np.concatenate([self._music_hist, cm])[-self._hw :]
         if len(sil):
             self._last_silent = t0 + int(sil[-1])
+        if len(dn):
+            self._last_down = t0 + int(dn[-1])
         t_end = t0 + m
         if not self.on_hold:
             if int(self._music_hist.sum()) >= self._hmin:
