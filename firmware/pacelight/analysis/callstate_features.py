@@ -34,6 +34,7 @@ DTMF_HZ = (697.0, 770.0, 852.0, 941.0, 1209.0, 1336.0, 1477.0, 1633.0)
 _BG_FRAMES = 50
 _BG_RANK = 10
 _BG_OVER = 4.0
+_BG_MIN_SHARE = 0.45  # frames under this share of the whole window are not rescored (they stay under 0.6)
 
 
 class FrameFeatures:
@@ -129,7 +130,8 @@ class DtmfDetector:
     at least 6 dB over the background (the 20th percentile of the window energies of the previous
     0.5 s: babble, line noise) is scored against its energy minus that background, so a digit keyed
     a few dB over the room's babble still scores near 1 (speech, far over the background, is scored
-    as before).
+    as before; frames under ``_BG_MIN_SHARE`` of the whole window, which could not reach 0.6, keep
+    that score and cost no background).
 
     The window spans the previous frame's last 96 samples and the current frame, so each frame is
     projected once on the window's head and tail parts and neighbours are summed (one matmul)."""
@@ -184,12 +186,17 @@ class DtmfDetector:
         self._prev_p = pr[-1, 16:]
         ring = self._bg
         e = self._window_energy(en)
-        # each frame's background: the _BG_RANK-th smallest of the _BG_FRAMES window energies before it
-        prev = np.lib.stride_tricks.sliding_window_view(np.concatenate([ring, e]), _BG_FRAMES)[:-1]
-        bg = np.partition(prev, _BG_RANK, axis=1)[:, _BG_RANK]
         head *= head
         p = head[:, :8] + head[:, 8:]
-        return p.reshape(-1, 2, 4).max(2).sum(1) / (np.where(e >= _BG_OVER * bg, e - bg, e) + 1e-20)
+        p = p.reshape(-1, 2, 4).max(2).sum(1)
+        score = p / (e + 1e-20)
+        cand = np.flatnonzero(score >= _BG_MIN_SHARE)  # (taking out the background at most × 4/3)
+        if len(cand):  # each one's background: the _BG_RANK-th smallest of the window energies before it
+            prev = np.lib.stride_tricks.sliding_window_view(np.concatenate([ring, e]), _BG_FRAMES)[cand]
+            bg = np.partition(prev, _BG_RANK, axis=1)[:, _BG_RANK]
+            ec = e[cand]
+            score[cand] = p[cand] / (np.where(ec >= _BG_OVER * bg, ec - bg, ec) + 1e-20)
+        return score
 
 
 class ContextDecider:
