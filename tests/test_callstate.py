@@ -449,6 +449,25 @@ def test_results_do_not_depend_on_block_size() -> None:
         assert tot == res[0][2]
 
 
+def test_agent_digit_runs_do_not_depend_on_block_size() -> None:
+    """A digit's frames (cut from the agent's talk) are the same however the audio is blocked —
+    also when a block fills and analyses a batch part-way (the runs are placed on the global clock)."""
+    rng = np.random.default_rng(11)
+    digit, _marks = music.dtmf("7", rng)
+    n = 4 * SR
+    agent = _noise(n, -55, 6)
+    agent[int(1.83 * SR) : int(1.83 * SR) + digit.size] += _at(digit, -20)
+    st = _stereo(agent, _noise(n, -62, 7))
+    cuts = []
+    for block in (1, 5, 20, 7):
+        tr = CallStateTracker()
+        _run(tr, st, block, agent_spoken=True)
+        tr.finish()
+        cuts.append(tr.trim_agent([(0, n // FRAME_SAMPLES)]))
+    assert len(cuts[0]) == 2, cuts[0]  # the digit is cut out of the one stretch
+    assert all(c == cuts[0] for c in cuts[1:]), cuts
+
+
 def test_pipeline_result_does_not_depend_on_chunking(tmp_path) -> None:
     from pacelight.analysis.pipeline import CallAnalyzer, PipelineSettings
     from pacelight.sim.call import CallSpec, simulate_call

@@ -466,7 +466,10 @@ class CallStateTracker:
         self._dbuf[d0:d1] = flags
         self._dtmf_done = d1
         if flags.any():
-            t = self.frame_index - self._fill + d0  # global index of buffered frame d0
+            # global index of buffered frame d0: the buffer starts where the last analysed batch
+            # ended (frame_index is advanced only at the end of a block, which may already have
+            # filled and analysed a batch, so it cannot serve here)
+            t = self._analysed_to + d0
             runs, _open = _runs(None, np.concatenate([flags, [False]]), t)
             self._dtmf_runs += [(a - self._dtmf_pre, b + self._dtmf_post) if b - a >= self._dtmf_min else (a, b)
                                 for a, b in runs]  # a digit lasts ≥ 40 ms; a voiced speech frame may score once
