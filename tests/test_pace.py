@@ -176,6 +176,18 @@ def test_calibration_constant_matches_a_refit_on_emodb_train():
     assert fit_calibration() == pytest.approx(CALIBRATION_SCALE, abs=0.002)
 
 
+def _same_however_blocked(x: np.ndarray, act: np.ndarray, s: PaceSettings):
+    """The estimator fed in blocks of 1, 5, 100 and 7 frames: identical counts, voiced time and
+    timeline; the voiced time is also the peak picker's. Returns the first run."""
+    runs = [_feed(x, act, b, s) for b in (1, 5, 100, 7)]
+    ref = runs[0]
+    for e in runs[1:]:
+        assert e.raw_nuclei == ref.raw_nuclei and e.voiced_s == ref.voiced_s
+        assert e.timeline() == ref.timeline()
+    assert ref.voiced_s == _feed(x, act, 5, PaceSettings(detector="peaks")).voiced_s
+    return ref
+
+
 @needs_espeak
 def test_learned_detector_is_streaming_and_matches_the_training_features():
     from pacelight.pace.estimator import NUCLEUS_MODEL, load_nucleus_model
@@ -184,12 +196,7 @@ def test_learned_detector_is_streaming_and_matches_the_training_features():
     x, syl = _speech()
     act = _energy_activity(frames_from_signal(x))
     s = PaceSettings(detector="learned", timeline_step_s=0.5)
-    runs = [_feed(x, act, b, s) for b in (1, 5, 100, 7)]
-    ref = runs[0]
-    for e in runs[1:]:
-        assert e.raw_nuclei == ref.raw_nuclei and e.voiced_s == ref.voiced_s
-        assert e.timeline() == ref.timeline()
-    assert ref.voiced_s == _feed(x, act, 5).voiced_s  # same voiced-time definition as the peak picker
+    ref = _same_however_blocked(x, act, s)
     # the streaming count is the sum of the model's density over active frames, computed offline
     # from the training code's features; the emitted nuclei (rolling window) are that sum rounded
     m = load_nucleus_model(NUCLEUS_MODEL)
@@ -222,12 +229,7 @@ def test_event_detector_is_streaming_and_matches_the_training_features():
     x, syl = _speech()
     act = _energy_activity(frames_from_signal(x))
     s = PaceSettings(detector="events", timeline_step_s=0.5)
-    runs = [_feed(x, act, b, s) for b in (1, 5, 100, 7)]
-    ref = runs[0]
-    for e in runs[1:]:
-        assert e.raw_nuclei == ref.raw_nuclei and e.voiced_s == ref.voiced_s
-        assert e.timeline() == ref.timeline()
-    assert ref.voiced_s == _feed(x, act, 5).voiced_s  # same voiced-time definition as the peak picker
+    ref = _same_however_blocked(x, act, s)
     # the count is the summed nucleus probability of the candidates the training code sees
     feats, times, _ = candidates(x, act)
     assert ref.raw_nuclei == pytest.approx(float(load_event_model()(feats).sum()), rel=1e-4)

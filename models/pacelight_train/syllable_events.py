@@ -44,7 +44,7 @@ from pacelight.pace.estimator import (
     frames_from_signal,
 )
 
-from pacelight_train.syllables import _speed
+from pacelight_train.syllables import _speed, rate_stats, save
 
 log = logging.getLogger(__name__)
 
@@ -223,16 +223,7 @@ def evaluate(params: dict, samples: list[Sample]) -> dict[str, float]:
     """Per-utterance rate vs ALL labelled syllables (as the benchmark scores)."""
     est = predict_counts(params, samples) / np.array([s.voiced_s for s in samples])
     true = np.array([s.clip.syllables / s.clip.speech_s for s in samples])
-    rel = est / true - 1
-    return {"r": float(np.corrcoef(true, est)[0, 1]), "mae": float(np.mean(np.abs(rel))),
-            "bias": float(np.mean(rel)), "slope": float(np.polyfit(true, est, 1)[0])}
-
-
-def save(params: dict, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **params)
-    tmp.replace(path)
+    return rate_stats(true, est)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,11 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             p = fit([s for s in samples if s.group not in hold], cfg)
             idx = [i for i, s in enumerate(held) if s.group in hold]
             pred[idx] = predict_counts(p, [held[i] for i in idx])
-        true = np.array([s.clip.syllables / s.clip.speech_s for s in held])
-        est = pred / np.array([s.voiced_s for s in held])
-        rel = est / true - 1
-        sys.stdout.write(f"cv (leave two train speakers out, pooled): r {np.corrcoef(true, est)[0, 1]:.3f} "
-                         f"mae {np.mean(np.abs(rel)):.3f} bias {np.mean(rel):+.3f}\n")
+        cv = rate_stats(np.array([s.clip.syllables / s.clip.speech_s for s in held]),
+                        pred / np.array([s.voiced_s for s in held]))
+        sys.stdout.write(f"cv (leave two train speakers out, pooled): r {cv['r']:.3f} "
+                         f"mae {cv['mae']:.3f} bias {cv['bias']:+.3f}\n")
     params = fit(samples, cfg)
     save(params, args.out)
     ev = evaluate(params, build_samples(load_emodb(splits=("val", "test")), telephone=False))

@@ -341,10 +341,14 @@ def evaluate(params: dict, samples: list[Sample]) -> dict[str, float]:
     density mass, as the estimator reports it."""
     est = predict_counts(params, samples)
     true = np.array([s.clip.syllables / s.clip.speech_s for s in samples])
-    rate = est / np.array([s.voiced_s for s in samples])
-    rel = rate / true - 1
-    return {"r": float(np.corrcoef(true, rate)[0, 1]), "mae": float(np.mean(np.abs(rel))),
-            "bias": float(np.mean(rel)), "slope": float(np.polyfit(true, rate, 1)[0])}
+    return rate_stats(true, est / np.array([s.voiced_s for s in samples]))
+
+
+def rate_stats(true: np.ndarray, est: np.ndarray) -> dict[str, float]:
+    """Pearson r, mean absolute and mean relative error, and least-squares slope of ``est`` vs ``true`` rates."""
+    rel = est / true - 1
+    return {"r": float(np.corrcoef(true, est)[0, 1]), "mae": float(np.mean(np.abs(rel))),
+            "bias": float(np.mean(rel)), "slope": float(np.polyfit(true, est, 1)[0])}
 
 
 def save(params: dict, path: Path) -> None:

@@ -688,16 +688,7 @@ class SyllableRateEstimator:
         if nv:
             x, ref = nucleus_features(ext, model.offsets, model.floor_db)
             d = model(x) * (act_o & (ref >= s.abs_floor_db))  # nothing counts in silence
-            cum = self._mass + np.cumsum(d)
-            steps = np.diff(np.floor(np.concatenate([[self._mass], cum]))).astype(np.int64)
-            self._mass = float(cum[-1])
-            j = np.repeat(np.arange(n), steps)
-            if j.size:
-                cum_v = self._voiced_frames + np.cumsum(act_o)
-                self._raw_count += int(j.size)
-                self._nuclei.extend(cum_v[j].tolist())
-                if s.record_nuclei:
-                    self.nucleus_times_s.extend(np.round((k0 + j) * FRAME_S, 3).tolist())
+            self._emit_mass(d, np.arange(n), act_o, k0)
         self._voiced_frames += nv
         self._n_out = max(0, int(min(k0 + n, self._n_end)))
         self._n_in += n
@@ -754,20 +745,27 @@ class SyllableRateEstimator:
                 p = np.asarray(model(x), np.float64)
                 if s.record_nuclei:
                     self.candidate_times_s.extend(np.round((k0 + i - c) * FRAME_S, 3).tolist())
-                cum = self._mass + np.cumsum(p)
-                steps = np.diff(np.floor(np.concatenate([[self._mass], cum]))).astype(np.int64)
-                self._mass = float(cum[-1])
-                j = np.repeat(i - c, steps)
-                if j.size:
-                    cum_v = self._voiced_frames + np.cumsum(act_o)
-                    self._raw_count += int(j.size)
-                    self._nuclei.extend(cum_v[j].tolist())
-                    if s.record_nuclei:
-                        self.nucleus_times_s.extend(np.round((k0 + j) * FRAME_S, 3).tolist())
+                self._emit_mass(p, i - c, act_o, k0)
         self._voiced_frames += nv
         self._n_out = max(0, int(min(k0 + n, self._n_end)))
         self._n_in += n
         self._finish_chunk(raw, act)
+
+    def _emit_mass(self, mass: np.ndarray, pos: np.ndarray, act_o: np.ndarray, k0: int) -> None:
+        """Add fractional nucleus ``mass`` (learned / events detectors) at output frames ``pos`` of
+        this chunk (frame ``k0 + pos``): a whole nucleus is emitted — rolling window, timeline,
+        ``nucleus_times_s`` — each time the running total (started at 0.5) crosses an integer, i.e.
+        the summed mass a half-integer."""
+        cum = self._mass + np.cumsum(mass)
+        steps = np.diff(np.floor(np.concatenate([[self._mass], cum]))).astype(np.int64)
+        self._mass = float(cum[-1])
+        j = np.repeat(pos, steps)
+        if j.size:
+            cum_v = self._voiced_frames + np.cumsum(act_o)
+            self._raw_count += int(j.size)
+            self._nuclei.extend(cum_v[j].tolist())
+            if self.settings.record_nuclei:
+                self.nucleus_times_s.extend(np.round((k0 + j) * FRAME_S, 3).tolist())
 
     def _ref_level(self) -> float | None:
         tot = self._hist.sum()
