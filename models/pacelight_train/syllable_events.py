@@ -26,6 +26,7 @@ numpy/scipy and espeak-ng.
 looks at val/test); the final report prints held-out (val+test) per-utterance figures once.
 """
 
+# ruff: noqa: E402  (numpy is imported after the thread settings, see below)
 from __future__ import annotations
 
 import argparse
@@ -33,6 +34,10 @@ import logging
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from pacelight import native_threads
+
+native_threads.apply()  # before numpy loads: one BLAS thread, so the L-BFGS fit is bit-reproducible
 
 import numpy as np
 from pacelight.pace.calibrate import EmoClip, load_emodb

@@ -25,6 +25,7 @@ is not the shipped model: see ``pacelight.pace.estimator`` for the measured comp
 never looks at val/test); the final report prints held-out (val+test) per-utterance figures once.
 """
 
+# ruff: noqa: E402  (numpy is imported after the thread settings, see below)
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,10 @@ import logging
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from pacelight import native_threads
+
+native_threads.apply()  # before numpy loads: one BLAS thread, so the L-BFGS fit is bit-reproducible
 
 import numpy as np
 from pacelight.frames import FRAME_S, FRAME_SAMPLES
