@@ -101,10 +101,10 @@ Measured (docs/benchmarks.md "pace_accuracy"; the peak picker side by side in "p
 4.8 %; simulated calls (truth segments) MAE 4.5 %, r 0.980; 0.40 ms per audio second. So it passes
 every target the peak picker passes and is better on EmoDB and on the simulated calls; it still fails
 the per-utterance EmoDB targets (issue 4 stays open on those). It is the default because it is the
-better estimator wherever both were measured: through the whole pipeline on the 30 simulated calls
-pace MAE 6.4 % / r 0.964 (peaks 7.1 % / 0.933), and the rapport pace cue fires for 45/45 non-adapting
-agents (peaks 44/45), 0/45 adapting — at the cost of a longer lag (≈ 3.3 s, irrelevant for a
-rolling 20 s rate). Its EmoDB-train calibration (1.0637, the
+better estimator on real speech and in the product: through the whole pipeline on the 30 simulated
+calls pace MAE 6.4 % / r 0.964 (peaks 7.1 % / 0.933), and the rapport pace cue fires for 45/45
+non-adapting agents (peaks 44/45), 0/45 adapting — at the cost of a longer lag (≈ 3.3 s, irrelevant
+for a rolling 20 s rate) and a slightly larger worst espeak-ng error (6.1 % vs 5.0 %, both within 10 %). Its EmoDB-train calibration (1.0637, the
 one global factor allowed) does not rescue it (benchmark with ``--calibration 1.0637``, not recorded):
 EmoDB MAE 10.8 % (r unchanged), but espeak-ng max error 10.1 % and simulated calls +10.4 % — so 1.0,
 as for the peak picker. Leave-two-train-speakers-out CV (pooled):
