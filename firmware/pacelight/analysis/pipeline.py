@@ -54,7 +54,7 @@ class PipelineSettings:
     # Agent's own pace norm (syl/s) learned over their first calls; None → the language norm.
     agent_pace_baseline_syl_s: float | None = None
     cues: object | None = None  # pacelight.cues.engine.CueSettings; None → defaults
-    # Syllable-rate estimator ([pipeline.pace], e.g. detector = "events"; pacelight.pace.estimator).
+    # Syllable-rate estimator ([pipeline.pace], e.g. detector = "peaks"; pacelight.pace.estimator).
     pace: PaceSettings = field(default_factory=PaceSettings)
     tone_fresh_s: float = 3.0  # a tone estimate older than this is no longer "current" for cues
     # Hold music, IVR, tones, mute (analysis/callstate.py; schema /1.1 with call_state); None or

@@ -172,7 +172,7 @@ _HIST_BINS = 280  # -120 … +20 dB
 # Weights of the learned nucleus-density detector (``detector="learned"``), written by
 # ``python -m pacelight_train.syllables`` (trained on EmoDB train speakers only).
 NUCLEUS_MODEL = Path(__file__).with_name("nuclei.npz")
-_MODEL_CACHE: dict[str, _NucleusModel] = {}
+_MODEL_CACHE: dict[tuple[type, str], object] = {}  # see _cached_model
 
 
 def nucleus_features(lsb_ext: np.ndarray, offsets: np.ndarray, floor_db: float) -> tuple[np.ndarray, np.ndarray]:
@@ -211,19 +211,22 @@ class _NucleusModel:
         return np.logaddexp(0.0, z)
 
 
+def _cached_model(cls: type, path: Path):
+    """One loaded instance of model class ``cls`` per weights file (loaded on first use)."""
+    key = (cls, str(path))
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE[key] = cls(path)
+    return _MODEL_CACHE[key]
+
+
 def load_nucleus_model(path: Path | None = None) -> _NucleusModel:
     """The shipped nucleus model (cached; loaded only when ``detector="learned"`` is used)."""
-    p = Path(path) if path is not None else NUCLEUS_MODEL
-    key = str(p)
-    if key not in _MODEL_CACHE:
-        _MODEL_CACHE[key] = _NucleusModel(p)
-    return _MODEL_CACHE[key]
+    return _cached_model(_NucleusModel, Path(path) if path is not None else NUCLEUS_MODEL)
 
 
 # Weights of the nucleus-event classifier (``detector="events"``), written by
 # ``python -m pacelight_train.syllable_events`` (trained on EmoDB train speakers only).
 EVENT_MODEL = Path(__file__).with_name("nucleus_events.npz")
-_EVENT_CACHE: dict[str, _EventModel] = {}
 _PROFILE_LEV = np.array([-25, -20, -15, -11, -8, -6, -4, -3, -2, -1, 1, 2, 3, 4, 6, 8, 11, 15, 20, 25])
 _PROFILE_SB = np.array([-8, -4, -2, 0, 2, 4, 8])
 EVENT_FEATURES = 23 + 20 + 49 + 8  # length of an event_features row
@@ -311,11 +314,7 @@ class _EventModel:
 
 def load_event_model(path: Path | None = None) -> _EventModel:
     """The shipped nucleus-event classifier (cached; loaded only when ``detector="events"``)."""
-    p = Path(path) if path is not None else EVENT_MODEL
-    key = str(p)
-    if key not in _EVENT_CACHE:
-        _EVENT_CACHE[key] = _EventModel(p)
-    return _EVENT_CACHE[key]
+    return _cached_model(_EventModel, Path(path) if path is not None else EVENT_MODEL)
 
 
 @dataclass(frozen=True)
