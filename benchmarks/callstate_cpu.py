@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import pacelight.native_threads  # noqa: F401  (one BLAS thread, as on the device; before numpy work)
@@ -29,22 +28,15 @@ def interleaved_cpu(wav: str | Path) -> tuple[float, float]:
     from pacelight.analysis.runner import build_analyzer, file_identity
     from pacelight.audio.wavfile import iter_blocks, probe
 
+    from benchmarks.pipeline_speed import feed_in_turn
+
     info = probe(wav)
     ident = file_identity(info)
     blocks = list(iter_blocks(info, 1.0))
     analyzers = [build_analyzer(info.rate_hz, PipelineSettings(call_state=cs), ident, with_tone=False)
                  for cs in (CallStateSettings(), None)]
-    cpu = [0.0, 0.0]
-    for i, block in enumerate(blocks):
-        for k in (0, 1) if i % 2 == 0 else (1, 0):
-            t0 = time.process_time()
-            analyzers[k].feed(block)
-            cpu[k] += time.process_time() - t0
-    for k in (0, 1):
-        t0 = time.process_time()
-        analyzers[k].finish(with_segments=True)
-        cpu[k] += time.process_time() - t0
-    return cpu[0], cpu[1]
+    on, off = feed_in_turn(analyzers, blocks, with_segments=True)
+    return on, off
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,18 +93,27 @@ def interleaved(seconds: float) -> dict:
         runner._MODEL_CACHE["default"] = model  # the production tone factory uses the cached model
         analyzers[rt] = runner.build_analyzer(RATE, identity=ident, with_tone=True)
     runner._MODEL_CACHE.pop("default", None)
-    cpu = dict.fromkeys(analyzers, 0.0)
     keys = list(analyzers)
-    for i, block in enumerate(looped_call(seconds)):
-        for k in keys if i % 2 == 0 else keys[::-1]:
+    cpu = feed_in_turn([analyzers[k] for k in keys], looped_call(seconds))
+    return {"audio_s": seconds, "cpu_s": dict(zip(keys, cpu, strict=True))}
+
+
+def feed_in_turn(analyzers: list, blocks, **finish_kw) -> list[float]:
+    """CPU seconds (``time.process_time``) each analyzer spends on the same blocks, fed to all of
+    them in turn per block (order alternating), then ``finish(**finish_kw)``: bursts of load from
+    other jobs on a shared machine fall on every analyzer alike."""
+    cpu = [0.0] * len(analyzers)
+    order = list(range(len(analyzers)))
+    for i, block in enumerate(blocks):
+        for k in order if i % 2 == 0 else order[::-1]:
             t0 = time.process_time()
             analyzers[k].feed(block)
             cpu[k] += time.process_time() - t0
-    for k in keys:
+    for k in order:
         t0 = time.process_time()
-        analyzers[k].finish()
+        analyzers[k].finish(**finish_kw)
         cpu[k] += time.process_time() - t0
-    return {"audio_s": seconds, "cpu_s": cpu}
+    return cpu
 
 
 def child(argv: list[str]) -> int:
